@@ -1,0 +1,1 @@
+"""The contracts every Pantau stage shares: Avro schemas, topics and their codec."""

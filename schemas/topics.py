@@ -1,0 +1,88 @@
+"""The topic catalogue: every Pantau topic, its record type and its settings.
+
+``docs/topics.md`` describes the same topics for downstream subscribers; a test
+keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as Pantau creates it."""
+
+    name: str
+    record_type: str
+    key: str
+    cleanup_policy: Literal["delete", "compact"]
+    retention_ms: int | None
+    summary: str
+
+    def full_name(self, prefix: str = "") -> str:
+        """The name on the broker, with the deployment's prefix."""
+        return f"{prefix}{self.name}"
+
+
+FRAMES = TopicSpec(
+    name="pantau.frames",
+    record_type="frame",
+    key="camera id",
+    cleanup_policy="delete",
+    retention_ms=HOUR_MS,  # overridden by kafka.frames_retention_ms
+    summary="JPEG frames sampled from cameras; short retention",
+)
+DETECTIONS = TopicSpec(
+    name="pantau.detections",
+    record_type="detection_event",
+    key="camera id",
+    cleanup_policy="delete",
+    retention_ms=7 * DAY_MS,
+    summary="one detection event per analysed frame",
+)
+WINDOWS = TopicSpec(
+    name="pantau.windows",
+    record_type="window_aggregate",
+    key="'<scope_level>:<scope_id>:<window_start_ms>'",
+    cleanup_policy="compact",
+    retention_ms=None,
+    summary="running and final window aggregates; latest revision per key wins",
+)
+CAMERA_STATUS = TopicSpec(
+    name="pantau.camera-status",
+    record_type="camera_status",
+    key="camera id",
+    cleanup_policy="compact",
+    retention_ms=None,
+    summary="current health of each camera",
+)
+ALERTS = TopicSpec(
+    name="pantau.alerts",
+    record_type="alert",
+    key="'<rule_id>:<scope_level>:<scope_id>'",
+    cleanup_policy="compact",
+    retention_ms=None,
+    summary="alert lifecycle: firing and resolved",
+)
+DEAD_LETTER = TopicSpec(
+    name="pantau.dead-letter",
+    record_type="dead_letter",
+    key="the original message's key",
+    cleanup_policy="delete",
+    retention_ms=14 * DAY_MS,
+    summary="messages a service could not process, with the reason",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    FRAMES,
+    DETECTIONS,
+    WINDOWS,
+    CAMERA_STATUS,
+    ALERTS,
+    DEAD_LETTER,
+)
