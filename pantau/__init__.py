@@ -1,0 +1,1 @@
+"""Pantau: public-health and mobility analytics from city CCTV cameras."""
