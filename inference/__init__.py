@@ -1,0 +1,1 @@
+"""Inference: decode sampled frames, run the models, publish detection events."""

@@ -1,0 +1,75 @@
+"""Turn one frame's detections into the Avro detection event."""
+
+from __future__ import annotations
+
+import hashlib
+
+from inference.detections import PERSON, FrameDetections
+from schemas.records import Counts, Detection, DetectionEvent, Frame, Region
+
+VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck", "bicycle")
+
+
+def detection_event_id(camera_id: str, captured_at_ms: int, frame_seq: int) -> str:
+    """The same frame always gives the same id, so redeliveries can be dropped."""
+    digest = hashlib.sha256(f"{camera_id}|{captured_at_ms}|{frame_seq}".encode())
+    return digest.hexdigest()[:32]
+
+
+def build_detection_event(
+    frame: Frame,
+    region: Region,
+    detections: FrameDetections,
+    model_versions: dict[str, str],
+    processed_at_ms: int,
+) -> DetectionEvent:
+    """The event for one frame; boxes are normalised to the frame size."""
+    width, height = detections.frame_wh
+    items: list[Detection] = []
+    for box, score, name in zip(
+        detections.boxes_xyxy_px.tolist(),
+        detections.scores.tolist(),
+        detections.class_names,
+        strict=True,
+    ):
+        items.append(
+            {
+                "class_name": name,
+                "score": round(float(score), 4),
+                "x_min": box[0] / width,
+                "y_min": box[1] / height,
+                "x_max": box[2] / width,
+                "y_max": box[3] / height,
+                "mask_state": "NOT_APPLICABLE",
+                "violation": False,
+            }
+        )
+    vehicles = {
+        name: detections.count(name)
+        for name in VEHICLE_CLASSES
+        if detections.count(name)
+    }
+    counts: Counts = {
+        "people": detections.count(PERSON),
+        "vehicles": vehicles,
+        "faces": 0,
+        "masked": 0,
+        "unmasked": 0,
+        "distancing_violators": 0,
+    }
+    return {
+        "event_id": detection_event_id(
+            frame["camera_id"], frame["captured_at_ms"], frame["frame_seq"]
+        ),
+        "camera_id": frame["camera_id"],
+        "region": region,
+        "frame_seq": frame["frame_seq"],
+        "captured_at_ms": frame["captured_at_ms"],
+        "processed_at_ms": processed_at_ms,
+        "width_px": width,
+        "height_px": height,
+        "model_versions": model_versions,
+        "calibrated": False,
+        "counts": counts,
+        "detections": items,
+    }

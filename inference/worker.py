@@ -1,0 +1,168 @@
+"""The inference consumer: frames in, detection events out, at least once.
+
+Offsets are committed only after every event (and dead letter) of a batch has been
+acknowledged by the broker; a redelivered frame yields the same event id, so
+downstream stages drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Protocol, cast
+
+import numpy as np
+import numpy.typing as npt
+from confluent_kafka import Consumer, Message, TopicPartition
+from prometheus_client import Counter, Histogram
+
+from inference.decode import FrameDecodeError, decode_jpeg
+from inference.detections import FrameDetections
+from inference.events import build_detection_event
+from inference.roi import filter_by_roi
+from pantau.config import CameraConfig
+from pantau.dead_letter import DeadLetterPublisher
+from pantau.delivery import DeliveryFailedError, DeliveryTracker
+from pantau.kafka import message_error
+from schemas.codec import AvroCodec, MessageDecodeError
+from schemas.records import Frame, Region
+
+log = logging.getLogger("pantau.inference")
+
+FRAMES = Counter(
+    "pantau_inference_frames_total", "Frames taken from Kafka by outcome", ["outcome"]
+)
+INFER_SECONDS = Histogram(
+    "pantau_inference_seconds", "Decode plus model time per frame"
+)
+
+# Frames above this size are refused rather than decoded.
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+_DELIVERY_TIMEOUT_S = 60.0
+
+
+class Detector(Protocol):
+    """A model that finds objects in one BGR image."""
+
+    name: str
+    version: str
+
+    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> FrameDetections: ...
+
+
+class InferenceWorker:
+    """One consumer-group member: decode, detect, publish, then commit."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        tracker: DeliveryTracker,
+        dead_letters: DeadLetterPublisher,
+        frames_codec: AvroCodec,
+        events_codec: AvroCodec,
+        detector: Detector,
+        cameras: Mapping[str, CameraConfig],
+        batch_max: int,
+        stop: threading.Event,
+    ) -> None:
+        self._consumer = consumer
+        self._tracker = tracker
+        self._dead_letters = dead_letters
+        self._frames_codec = frames_codec
+        self._events_codec = events_codec
+        self._detector = detector
+        self._cameras = cameras
+        self._batch_max = batch_max
+        self._stop = stop
+        self._model_versions = {detector.name: detector.version}
+        self.events_published = 0
+
+    def run(self) -> None:
+        """Consume until the stop event is set, then commit and close."""
+        self._consumer.subscribe([self._frames_codec.topic])
+        log.info(
+            "inference worker started topic=%s detector=%s batch_max=%s",
+            self._frames_codec.topic,
+            self._detector.version,
+            self._batch_max,
+        )
+        try:
+            while not self._stop.is_set():
+                batch = self._consumer.consume(self._batch_max, timeout=0.5)
+                if batch:
+                    self._process_batch(batch)
+        finally:
+            self._consumer.close()
+            log.info("inference worker stopped events=%s", self.events_published)
+
+    def _process_batch(self, batch: list[Message]) -> None:
+        first_offsets: dict[tuple[str, int], int] = {}
+        for message in batch:
+            if message_error(message) is not None:
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            first_offsets.setdefault(key, message.offset() or 0)
+            self._process_one(message)
+        try:
+            self._tracker.flush(_DELIVERY_TIMEOUT_S)
+        except DeliveryFailedError as error:
+            log.error("rewinding batch, events not acknowledged: %s", error)
+            for (topic, partition), offset in first_offsets.items():
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            time.sleep(1.0)
+            return
+        if first_offsets:
+            self._consumer.commit(asynchronous=False)
+
+    def _process_one(self, message: Message) -> None:
+        try:
+            frame = cast(Frame, self._frames_codec.decode(message.value()))
+        except MessageDecodeError as error:
+            FRAMES.labels("bad-schema").inc()
+            self._dead_letters.publish(message, "bad-schema", str(error))
+            return
+        camera = self._cameras.get(frame["camera_id"])
+        if camera is None:
+            FRAMES.labels("unknown-camera").inc()
+            self._dead_letters.publish(
+                message,
+                "unknown-camera",
+                f"camera {frame['camera_id']!r} is not in the configuration; add it "
+                "to cameras so its region is known",
+            )
+            return
+        started = time.perf_counter()
+        try:
+            image = decode_jpeg(frame["image"], MAX_FRAME_BYTES)
+        except FrameDecodeError as error:
+            FRAMES.labels("undecodable-image").inc()
+            self._dead_letters.publish(message, "undecodable-image", str(error))
+            return
+        detections = filter_by_roi(self._detector.detect(image), camera.roi_polygon_xy)
+        INFER_SECONDS.observe(time.perf_counter() - started)
+        region: Region = {
+            "city": camera.region.city,
+            "kecamatan": camera.region.kecamatan,
+            "kelurahan": camera.region.kelurahan,
+        }
+        event = build_detection_event(
+            frame, region, detections, self._model_versions, int(time.time() * 1000)
+        )
+        self._tracker.producer.produce(
+            self._events_codec.topic,
+            key=frame["camera_id"].encode(),
+            value=self._events_codec.encode(event),
+            on_delivery=self._tracker.on_delivery,
+        )
+        self._tracker.producer.poll(0)
+        self.events_published += 1
+        FRAMES.labels("published").inc()
+        log.debug(
+            "frame analysed camera=%s seq=%s people=%s",
+            frame["camera_id"],
+            frame["frame_seq"],
+            event["counts"]["people"],
+        )

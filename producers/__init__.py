@@ -1,0 +1,1 @@
+"""Frame samplers: read cameras on a schedule and publish JPEG frames to Kafka."""

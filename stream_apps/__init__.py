@@ -1,0 +1,2 @@
+"""Stream apps: event-time windows over detection events, and their landing in
+ClickHouse."""

@@ -1,0 +1,113 @@
+"""The ClickHouse tables the stream apps land in, and the Arrow layout of their
+rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from schemas.records import WindowAggregate
+
+WINDOWS_TABLE = "windows"
+
+# ReplacingMergeTree keeps, per window, the row with the highest revision: running
+# updates and redeliveries of the same revision collapse to one row. Read it with
+# FINAL (or argMax over revision) to see exactly one row per window.
+WINDOWS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {{database}}.{WINDOWS_TABLE}
+(
+    scope_level LowCardinality(String) COMMENT 'CAMERA, KELURAHAN, KECAMATAN or CITY',
+    scope_id String COMMENT 'camera id or region name',
+    window_kind LowCardinality(String) COMMENT 'TUMBLING or ROLLING',
+    window_start DateTime64(3, 'UTC') COMMENT 'inclusive, event (capture) time',
+    window_end DateTime64(3, 'UTC') COMMENT 'exclusive',
+    city LowCardinality(String),
+    kecamatan LowCardinality(String),
+    kelurahan LowCardinality(String),
+    revision UInt64 COMMENT 'higher revision replaces lower',
+    is_final Bool,
+    updated_at DateTime64(3, 'UTC'),
+    frames UInt64 COMMENT 'distinct frames counted',
+    people_sum UInt64,
+    people_max UInt32,
+    people_avg Float64 MATERIALIZED if(frames = 0, 0, people_sum / frames),
+    vehicles_sum Map(LowCardinality(String), UInt64),
+    faces_sum UInt64,
+    masked_sum UInt64,
+    unmasked_sum UInt64,
+    violators_sum UInt64,
+    uncalibrated_frames UInt64,
+    first_captured_at DateTime64(3, 'UTC'),
+    last_captured_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(revision)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (scope_level, scope_id, window_kind, window_start)
+COMMENT 'Window aggregates from pantau.windows, one row per window after FINAL'
+"""
+
+_TS = pa.timestamp("ms", tz="UTC")
+WINDOWS_ARROW_SCHEMA = pa.schema(
+    [
+        ("scope_level", pa.string()),
+        ("scope_id", pa.string()),
+        ("window_kind", pa.string()),
+        ("window_start", _TS),
+        ("window_end", _TS),
+        ("city", pa.string()),
+        ("kecamatan", pa.string()),
+        ("kelurahan", pa.string()),
+        ("revision", pa.uint64()),
+        ("is_final", pa.bool_()),
+        ("updated_at", _TS),
+        ("frames", pa.uint64()),
+        ("people_sum", pa.uint64()),
+        ("people_max", pa.uint32()),
+        ("vehicles_sum", pa.map_(pa.string(), pa.uint64())),
+        ("faces_sum", pa.uint64()),
+        ("masked_sum", pa.uint64()),
+        ("unmasked_sum", pa.uint64()),
+        ("violators_sum", pa.uint64()),
+        ("uncalibrated_frames", pa.uint64()),
+        ("first_captured_at", _TS),
+        ("last_captured_at", _TS),
+    ]
+)
+
+
+def windows_arrow_table(rows: Sequence[WindowAggregate]) -> pa.Table:
+    """One Arrow table (a single record batch) for an insert into ``windows``."""
+    columns: dict[str, list[object]] = {name: [] for name in WINDOWS_ARROW_SCHEMA.names}
+    for row in rows:
+        region = row["region"]
+        columns["scope_level"].append(row["scope_level"])
+        columns["scope_id"].append(row["scope_id"])
+        columns["window_kind"].append(row["window_kind"])
+        columns["window_start"].append(row["window_start_ms"])
+        columns["window_end"].append(row["window_end_ms"])
+        columns["city"].append(region["city"])
+        columns["kecamatan"].append(region["kecamatan"])
+        columns["kelurahan"].append(region["kelurahan"])
+        columns["revision"].append(row["revision"])
+        columns["is_final"].append(row["is_final"])
+        columns["updated_at"].append(row["updated_at_ms"])
+        columns["frames"].append(row["frames"])
+        columns["people_sum"].append(row["people_sum"])
+        columns["people_max"].append(row["people_max"])
+        columns["vehicles_sum"].append(list(row["vehicles_sum"].items()))
+        columns["faces_sum"].append(row["faces_sum"])
+        columns["masked_sum"].append(row["masked_sum"])
+        columns["unmasked_sum"].append(row["unmasked_sum"])
+        columns["violators_sum"].append(row["violators_sum"])
+        columns["uncalibrated_frames"].append(row["uncalibrated_frames"])
+        columns["first_captured_at"].append(row["first_captured_at_ms"])
+        columns["last_captured_at"].append(row["last_captured_at_ms"])
+    return pa.table(columns, schema=WINDOWS_ARROW_SCHEMA)
+
+
+def ensure_tables(client: Client, database: str) -> None:
+    """Create the database and tables if they do not exist; safe to repeat."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(WINDOWS_DDL.format(database=database))
