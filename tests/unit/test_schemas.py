@@ -65,7 +65,7 @@ def test_message_of_another_type_is_refused() -> None:
             "last_frame_at_ms": None,
         }
     )
-    with pytest.raises(MessageDecodeError, match="expected a id.pantau.v1.Frame"):
+    with pytest.raises(MessageDecodeError, match=r"expected a id\.pantau\.v1\.Frame"):
         frame_codec.decode(status)
 
 
