@@ -1,0 +1,1 @@
+"""What runs the engines: the embedded Kafka launcher, ports, cluster files."""
