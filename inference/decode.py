@@ -17,7 +17,14 @@ def decode_jpeg(image: bytes, max_bytes: int) -> npt.NDArray[np.uint8]:
         raise FrameDecodeError(
             f"frame too large: expected at most {max_bytes} bytes, got {len(image)}"
         )
-    decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    decoded = None
+    if image:
+        try:
+            decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as error:
+            raise FrameDecodeError(
+                f"frame is not a decodable image: OpenCV said {error.err}"
+            ) from error
     if decoded is None or decoded.size == 0:
         raise FrameDecodeError(
             f"frame is not a decodable image ({len(image)} bytes, starts with "

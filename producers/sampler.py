@@ -16,7 +16,7 @@ from pantau.config import CameraConfig
 from pantau.delivery import DeliveryTracker
 from producers.source import SourceUnavailableError, VideoSource
 from schemas.codec import AvroCodec
-from schemas.records import Frame
+from schemas.records import CameraState, CameraStatus, Frame
 
 log = logging.getLogger("pantau.producers")
 
@@ -52,6 +52,7 @@ class CameraSampler:
         camera: CameraConfig,
         tracker: DeliveryTracker,
         codec: AvroCodec,
+        status_codec: AvroCodec,
         max_side_px: int,
         jpeg_quality: int,
         stop: threading.Event,
@@ -60,6 +61,9 @@ class CameraSampler:
         self._camera = camera
         self._tracker = tracker
         self._codec = codec
+        self._status_codec = status_codec
+        self._state: CameraState | None = None
+        self._last_frame_at_ms: int | None = None
         self._max_side_px = max_side_px
         self._jpeg_quality = jpeg_quality
         self._stop = stop
@@ -86,11 +90,13 @@ class CameraSampler:
                     break
                 next_due += interval_s
                 if not camera.is_active(datetime.now(UTC)):
+                    self._set_state("INACTIVE", "outside the camera's active hours")
                     continue
                 try:
                     image = source.next_frame(interval_s)
                 except SourceUnavailableError as error:
                     log.warning("camera=%s unavailable: %s", camera.id, error)
+                    self._set_state("OFFLINE", str(error))
                     source.close()
                     next_due = time.monotonic() + min(30.0, max(1.0, interval_s))
                     continue
@@ -98,9 +104,30 @@ class CameraSampler:
                     log.info("camera=%s source ended", camera.id)
                     break
                 self._publish(image)
+                self._set_state("ONLINE", None)
         finally:
             source.close()
             log.info("camera=%s stopped frames=%s", camera.id, self.published)
+
+    def _set_state(self, state: CameraState, reason: str | None) -> None:
+        """Publish a camera-status message when the state changes."""
+        if state == self._state:
+            return
+        self._state = state
+        log.info("camera=%s state=%s reason=%s", self._camera.id, state, reason)
+        status: CameraStatus = {
+            "camera_id": self._camera.id,
+            "state": state,
+            "changed_at_ms": int(time.time() * 1000),
+            "reason": reason,
+            "last_frame_at_ms": self._last_frame_at_ms,
+        }
+        self._tracker.producer.produce(
+            self._status_codec.topic,
+            key=self._camera.id.encode(),
+            value=self._status_codec.encode(status),
+            on_delivery=self._tracker.on_delivery,
+        )
 
     def _publish(self, image: npt.NDArray[np.uint8]) -> None:
         captured_at_ms = int(time.time() * 1000)
@@ -124,6 +151,7 @@ class CameraSampler:
             on_delivery=self._tracker.on_delivery,
         )
         self._tracker.producer.poll(0)
+        self._last_frame_at_ms = captured_at_ms
         self.published += 1
         SAMPLED.labels(self._camera.id).inc()
         SAMPLED_BYTES.labels(self._camera.id).inc(len(jpeg))

@@ -63,6 +63,9 @@ def create_app(
         producer_acks=-1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        # The window table's changelog is JSON; the pipeline topics say "raw".
+        key_serializer="json",
+        value_serializer="json",
     )
     detections_codec = AvroCodec(
         topic_name(kafka, DETECTIONS), "detection_event", resolver
@@ -89,8 +92,7 @@ def create_app(
         "camera-windows",
         default=None,
         partitions=partitions,
-        key_serializer="json",
-        value_serializer="json",
+        key_type=str,
     )
 
     @app.agent(detections_topic)

@@ -1,0 +1,187 @@
+"""Build and run each long-running Pantau service from the configuration.
+
+Each ``run_*`` function blocks until SIGINT/SIGTERM (or its own end), then flushes
+what it produced and commits what it finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from prometheus_client import start_http_server
+
+from infra.embedded import Endpoints
+from infra.topics_admin import ensure_topics
+from pantau.clickhouse import connect
+from pantau.config import PantauConfig
+from pantau.dead_letter import DeadLetterPublisher
+from pantau.delivery import DeliveryTracker
+from pantau.kafka import make_consumer, make_producer, make_resolver, topic_name
+from pantau.runtime import install_stop_handlers
+from schemas.codec import AvroCodec
+from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
+from stream_apps.clickhouse_tables import ensure_tables
+
+log = logging.getLogger("pantau.services")
+
+INFERENCE_GROUP = "pantau-inference"
+SINK_GROUP = "pantau-sink-windows"
+
+
+def _client_id(service: str) -> str:
+    return f"pantau-{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port is not None:
+        start_http_server(port, addr="127.0.0.1")
+        log.info("metrics served url=http://127.0.0.1:%s/metrics", port)
+
+
+def run_producers(
+    config: PantauConfig,
+    endpoints: Endpoints,
+    *,
+    camera_ids: list[str] | None = None,
+    max_frames: int | None = None,
+    metrics_port: int | None = None,
+) -> int:
+    """Sample the configured cameras (or those named) and publish frames;
+    returns the number of frames acknowledged by the broker."""
+    # Imported here: cv2 is loaded only by the services that need it.
+    from producers.sampler import CameraSampler
+
+    ensure_topics(config.kafka, endpoints.bootstrap_servers)
+    cameras = [c for c in config.cameras if camera_ids is None or c.id in camera_ids]
+    if not cameras:
+        raise ValueError(
+            f"no camera to sample: expected ids among "
+            f"{[c.id for c in config.cameras]}, got {camera_ids}"
+        )
+    stop = threading.Event()
+    install_stop_handlers(stop, "producers")
+    _serve_metrics(metrics_port)
+    kafka = config.kafka
+    tracker = DeliveryTracker(
+        make_producer(kafka, endpoints.bootstrap_servers, _client_id("producers"))
+    )
+    resolver = make_resolver(kafka)
+    codec = AvroCodec(topic_name(kafka, FRAMES), "frame", resolver)
+    status_codec = AvroCodec(
+        topic_name(kafka, CAMERA_STATUS), "camera_status", resolver
+    )
+    samplers = [
+        CameraSampler(
+            camera=camera,
+            tracker=tracker,
+            codec=codec,
+            status_codec=status_codec,
+            max_side_px=config.pipeline.frame_max_side_px,
+            jpeg_quality=config.pipeline.jpeg_quality,
+            stop=stop,
+            max_frames=max_frames,
+        )
+        for camera in cameras
+    ]
+    threads = [
+        threading.Thread(target=s.run, name=f"sampler-{c.id}", daemon=True)
+        for s, c in zip(samplers, cameras, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        tracker.producer.poll(0.2)
+    tracker.flush(60.0)
+    log.info("producers stopped messages_delivered=%s", tracker.delivered)
+    return tracker.delivered
+
+
+def run_inference(
+    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+) -> None:
+    """Consume frames, detect people, publish detection events."""
+    from inference.hog import HogPeopleDetector
+    from inference.worker import InferenceWorker
+
+    kafka = config.kafka
+    ensure_topics(kafka, endpoints.bootstrap_servers)
+    stop = threading.Event()
+    install_stop_handlers(stop, "inference")
+    _serve_metrics(metrics_port)
+    resolver = make_resolver(kafka)
+    client_id = _client_id("inference")
+    tracker = DeliveryTracker(
+        make_producer(kafka, endpoints.bootstrap_servers, client_id)
+    )
+    worker = InferenceWorker(
+        consumer=make_consumer(
+            kafka, endpoints.bootstrap_servers, INFERENCE_GROUP, client_id
+        ),
+        tracker=tracker,
+        dead_letters=DeadLetterPublisher(tracker, kafka, resolver, "inference"),
+        frames_codec=AvroCodec(topic_name(kafka, FRAMES), "frame", resolver),
+        events_codec=AvroCodec(
+            topic_name(kafka, DETECTIONS), "detection_event", resolver
+        ),
+        detector=HogPeopleDetector(),
+        cameras={camera.id: camera for camera in config.cameras},
+        batch_max=config.pipeline.inference_batch_max,
+        stop=stop,
+    )
+    worker.run()
+    tracker.flush(60.0)
+
+
+def run_windows(config: PantauConfig, endpoints: Endpoints) -> None:
+    """Run the faust windows app as a worker until SIGINT/SIGTERM."""
+    import faust
+
+    from stream_apps.windows import create_app
+
+    partitions = ensure_topics(config.kafka, endpoints.bootstrap_servers)
+    app = create_app(
+        config,
+        endpoints.bootstrap_servers,
+        make_resolver(config.kafka),
+        partitions[topic_name(config.kafka, DETECTIONS)],
+    )
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    log.info("windows worker starting app=%s", app.conf.id)
+    worker.execute_from_commandline()
+
+
+def run_sink(
+    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+) -> None:
+    """Land window aggregates in ClickHouse until SIGINT/SIGTERM."""
+    from stream_apps.sink import WindowSink
+
+    kafka = config.kafka
+    ensure_topics(kafka, endpoints.bootstrap_servers)
+    database = config.clickhouse.database
+    ensure_tables(connect(config.clickhouse, endpoints.clickhouse_url), database)
+    stop = threading.Event()
+    install_stop_handlers(stop, "sink")
+    _serve_metrics(metrics_port)
+    resolver = make_resolver(kafka)
+    client_id = _client_id("sink")
+    tracker = DeliveryTracker(
+        make_producer(kafka, endpoints.bootstrap_servers, client_id)
+    )
+    sink = WindowSink(
+        consumer=make_consumer(
+            kafka, endpoints.bootstrap_servers, SINK_GROUP, client_id
+        ),
+        connect=lambda: connect(config.clickhouse, endpoints.clickhouse_url),
+        database=database,
+        codec=AvroCodec(topic_name(kafka, WINDOWS), "window_aggregate", resolver),
+        tracker=tracker,
+        dead_letters=DeadLetterPublisher(tracker, kafka, resolver, "sink"),
+        batch_rows=config.pipeline.sink_batch_rows,
+        batch_interval_s=config.pipeline.sink_batch_interval_s,
+        stop=stop,
+    )
+    sink.run()
