@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 from prometheus_client import start_http_server
 
@@ -24,6 +25,10 @@ from pantau.runtime import install_stop_handlers
 from schemas.codec import AvroCodec
 from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
 from stream_apps.clickhouse_tables import ensure_tables
+
+if TYPE_CHECKING:
+    from inference.worker import InferenceWorker
+    from stream_apps.sink import WindowSink
 
 log = logging.getLogger("pantau.services")
 
@@ -99,18 +104,15 @@ def run_producers(
     return tracker.delivered
 
 
-def run_inference(
-    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
-) -> None:
-    """Consume frames, detect people, publish detection events."""
+def build_inference_worker(
+    config: PantauConfig, endpoints: Endpoints, stop: threading.Event
+) -> tuple[InferenceWorker, DeliveryTracker]:
+    """The inference worker and the tracker of its producer, not yet running."""
     from inference.hog import HogPeopleDetector
     from inference.worker import InferenceWorker
 
     kafka = config.kafka
     ensure_topics(kafka, endpoints.bootstrap_servers)
-    stop = threading.Event()
-    install_stop_handlers(stop, "inference")
-    _serve_metrics(metrics_port)
     resolver = make_resolver(kafka)
     client_id = _client_id("inference")
     tracker = DeliveryTracker(
@@ -131,6 +133,17 @@ def run_inference(
         batch_max=config.pipeline.inference_batch_max,
         stop=stop,
     )
+    return worker, tracker
+
+
+def run_inference(
+    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+) -> None:
+    """Consume frames, detect people, publish detection events."""
+    stop = threading.Event()
+    install_stop_handlers(stop, "inference")
+    _serve_metrics(metrics_port)
+    worker, tracker = build_inference_worker(config, endpoints, stop)
     worker.run()
     tracker.flush(60.0)
 
@@ -153,25 +166,22 @@ def run_windows(config: PantauConfig, endpoints: Endpoints) -> None:
     worker.execute_from_commandline()
 
 
-def run_sink(
-    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
-) -> None:
-    """Land window aggregates in ClickHouse until SIGINT/SIGTERM."""
+def build_sink(
+    config: PantauConfig, endpoints: Endpoints, stop: threading.Event
+) -> WindowSink:
+    """The ClickHouse sink of window aggregates, tables created, not yet running."""
     from stream_apps.sink import WindowSink
 
     kafka = config.kafka
     ensure_topics(kafka, endpoints.bootstrap_servers)
     database = config.clickhouse.database
     ensure_tables(connect(config.clickhouse, endpoints.clickhouse_url), database)
-    stop = threading.Event()
-    install_stop_handlers(stop, "sink")
-    _serve_metrics(metrics_port)
     resolver = make_resolver(kafka)
     client_id = _client_id("sink")
     tracker = DeliveryTracker(
         make_producer(kafka, endpoints.bootstrap_servers, client_id)
     )
-    sink = WindowSink(
+    return WindowSink(
         consumer=make_consumer(
             kafka, endpoints.bootstrap_servers, SINK_GROUP, client_id
         ),
@@ -184,4 +194,13 @@ def run_sink(
         batch_interval_s=config.pipeline.sink_batch_interval_s,
         stop=stop,
     )
-    sink.run()
+
+
+def run_sink(
+    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+) -> None:
+    """Land window aggregates in ClickHouse until SIGINT/SIGTERM."""
+    stop = threading.Event()
+    install_stop_handlers(stop, "sink")
+    _serve_metrics(metrics_port)
+    build_sink(config, endpoints, stop).run()

@@ -1,0 +1,135 @@
+"""The inference consumer against the real broker: real frames in, events and
+dead letters out, offsets committed only for finished work."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from infra.embedded import Endpoints
+from infra.kafka_broker import EmbeddedKafka
+from pantau.config import PantauConfig
+from pantau.kafka import topic_name
+from pantau.services import INFERENCE_GROUP, build_inference_worker
+from producers.sampler import encode_jpeg
+from schemas.codec import AvroCodec
+from schemas.records import Frame
+from schemas.registry import LocalResolver
+from schemas.topics import DEAD_LETTER, DETECTIONS, FRAMES
+from tests.conftest import VTEST, make_config
+
+pytestmark = pytest.mark.integration
+
+
+def read_all(
+    bootstrap: str, topic: str, record_type: str, expected: int, timeout_s: float = 60
+) -> list[tuple[bytes | None, dict[str, Any]]]:
+    """Read ``expected`` messages from the start of a topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    codec = AvroCodec(topic, record_type, LocalResolver())
+    found: list[tuple[bytes | None, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            found.append((message.key(), codec.decode(message.value())))
+    finally:
+        consumer.close()
+    return found
+
+
+def frame_message(camera_id: str, seq: int, image: bytes) -> bytes:
+    frame: Frame = {
+        "camera_id": camera_id,
+        "frame_seq": seq,
+        "captured_at_ms": 1_767_225_600_000 + seq,
+        "published_at_ms": 1_767_225_600_000 + seq,
+        "width_px": 768,
+        "height_px": 576,
+        "content_type": "image/jpeg",
+        "image": image,
+    }
+    return AvroCodec("frames", "frame", LocalResolver()).encode(frame)
+
+
+def test_frames_become_events_and_poison_goes_to_dead_letter(
+    kafka_broker: EmbeddedKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config: PantauConfig = make_config(bootstrap, topic_prefix, tmp_path)
+    endpoints = Endpoints(bootstrap, "http://127.0.0.1:1")
+    stop = threading.Event()
+    worker, tracker = build_inference_worker(config, endpoints, stop)
+
+    capture = cv2.VideoCapture(str(VTEST))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 600)
+    ok, image = capture.read()
+    capture.release()
+    assert ok
+    jpeg, _ = encode_jpeg(image, 1280, 85)
+    frames_topic = topic_name(config.kafka, FRAMES)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(frames_topic, key=b"cam-1", value=frame_message("cam-1", 1, jpeg))
+    producer.produce(
+        frames_topic, key=b"cam-1", value=frame_message("cam-1", 2, b"\xff\xd8junk")
+    )
+    producer.produce(frames_topic, key=b"cam-1", value=b"not avro at all")
+    producer.produce(frames_topic, key=b"cam-9", value=frame_message("cam-9", 3, jpeg))
+    assert producer.flush(10) == 0
+
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        events = read_all(
+            bootstrap, topic_name(config.kafka, DETECTIONS), "detection_event", 1
+        )
+        dead = read_all(
+            bootstrap, topic_name(config.kafka, DEAD_LETTER), "dead_letter", 3
+        )
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+    assert len(events) == 1
+    key, event = events[0]
+    assert key == b"cam-1"
+    assert event["camera_id"] == "cam-1"
+    assert event["region"]["kecamatan"] == "Gambir"
+    assert event["counts"]["people"] >= 2
+    assert len(event["detections"]) == event["counts"]["people"]
+
+    reasons = {record["error_type"]: record for _, record in dead}
+    assert set(reasons) == {"undecodable-image", "bad-schema", "unknown-camera"}
+    assert "cam-9" in reasons["unknown-camera"]["reason"]
+    assert reasons["bad-schema"]["original_value"] == b"not avro at all"
+    assert reasons["undecodable-image"]["source_topic"] == frames_topic
+
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": INFERENCE_GROUP})
+    try:
+        partitions = (
+            probe.list_topics(frames_topic, timeout=10).topics[frames_topic].partitions
+        )
+        tps = [TopicPartition(frames_topic, p) for p in partitions]
+        committed = probe.committed(tps, timeout=10)
+        ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+    finally:
+        probe.close()
+    assert [max(0, tp.offset) for tp in committed] == ends
+    assert tracker.delivered == 4

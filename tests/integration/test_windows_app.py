@@ -1,0 +1,232 @@
+"""The faust windows app against the real broker: event-time windows, duplicates
+dropped, state recovered from the changelog after a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, Producer
+
+from infra.kafka_broker import EmbeddedKafka
+from pantau.kafka import topic_name
+from schemas.codec import AvroCodec
+from schemas.records import DetectionEvent
+from schemas.registry import LocalResolver
+from schemas.topics import DEAD_LETTER, DETECTIONS, WINDOWS
+from tests.conftest import VTEST, make_config
+
+pytestmark = pytest.mark.integration
+
+SIZE_MS = 900_000
+T0 = 1_767_225_600_000
+
+
+def detection(event_id: str, captured_at_ms: int, people: int) -> DetectionEvent:
+    return {
+        "event_id": event_id,
+        "camera_id": "cam-1",
+        "region": {"city": "Jakarta", "kecamatan": "Gambir", "kelurahan": "Gambir"},
+        "frame_seq": 0,
+        "captured_at_ms": captured_at_ms,
+        "processed_at_ms": captured_at_ms,
+        "width_px": 768,
+        "height_px": 576,
+        "model_versions": {"people": "test"},
+        "calibrated": False,
+        "counts": {
+            "people": people,
+            "vehicles": {},
+            "faces": 0,
+            "masked": 0,
+            "unmasked": 0,
+            "distancing_violators": 0,
+        },
+        "detections": [],
+    }
+
+
+def latest_windows(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[dict[bytes, dict[str, Any]]], bool],
+    timeout_s: float = 90,
+) -> tuple[dict[bytes, dict[str, Any]], list[dict[str, Any]]]:
+    """Read the windows topic until ``done`` holds for the latest message per key;
+    returns that and every message read."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    codec = AvroCodec(topic, "window_aggregate", LocalResolver())
+    latest: dict[bytes, dict[str, Any]] = {}
+    every: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done(latest) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            record = codec.decode(message.value())
+            every.append(record)
+            key = message.key() or b""
+            if key not in latest or record["revision"] > latest[key]["revision"]:
+                latest[key] = record
+    finally:
+        consumer.close()
+    return latest, every
+
+
+def frames_by_window(latest: dict[bytes, dict[str, Any]]) -> dict[int, int]:
+    return {w["window_start_ms"]: w["frames"] for w in latest.values()}
+
+
+def start_worker(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pantau.cli",
+                "--config",
+                str(config_path),
+                "windows",
+                "run",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(60)
+
+
+def test_windows_count_each_event_once_across_a_restart(
+    kafka_broker: EmbeddedKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config = make_config(bootstrap, topic_prefix, tmp_path / "state")
+    config_path = tmp_path / "pantau.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "kafka": {
+                    "bootstrap_servers": bootstrap,
+                    "topic_prefix": topic_prefix,
+                    "default_partitions": 2,
+                },
+                "clickhouse": {"url": "chdb:///nowhere"},
+                "cameras": [
+                    {
+                        "id": "cam-1",
+                        "source_url": str(VTEST),
+                        "region": {
+                            "city": "Jakarta",
+                            "kecamatan": "Gambir",
+                            "kelurahan": "Gambir",
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    detections_topic = topic_name(config.kafka, DETECTIONS)
+    windows_topic = topic_name(config.kafka, WINDOWS)
+    codec = AvroCodec(detections_topic, "detection_event", LocalResolver())
+    producer = Producer({"bootstrap.servers": bootstrap})
+
+    def send(*events: DetectionEvent) -> None:
+        for event in events:
+            producer.produce(detections_topic, key=b"cam-1", value=codec.encode(event))
+        assert producer.flush(10) == 0
+
+    window_a, window_b = T0, T0 + SIZE_MS
+    first = [
+        detection("e1", window_a + 10, 2),
+        detection("e2", window_a + 20, 3),
+        detection("e4", window_b + 5, 1),  # out of order across windows
+        detection("e3", window_a + 30, 4),
+        detection("e2", window_a + 20, 3),  # redelivery
+        detection("e5", window_b + 15, 6),
+        detection("e6", window_b + 25, 0),
+    ]
+    log_path = tmp_path / "windows.log"
+    worker = start_worker(config_path, log_path)
+    try:
+        # The worker creates the topics at start; wait until they exist.
+        deadline = time.monotonic() + 60
+        while detections_topic not in producer.list_topics(timeout=5).topics:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+        send(*first)
+        producer.produce(detections_topic, key=b"cam-1", value=b"\x00garbage")
+        producer.flush(10)
+        latest, _ = latest_windows(
+            bootstrap,
+            windows_topic,
+            lambda got: frames_by_window(got) == {window_a: 3, window_b: 3},
+        )
+        assert frames_by_window(latest) == {window_a: 3, window_b: 3}, (
+            log_path.read_text()
+        )
+        assert latest[f"CAMERA:cam-1:{window_a}".encode()]["people_sum"] == 9
+        assert latest[f"CAMERA:cam-1:{window_b}".encode()]["people_max"] == 6
+    finally:
+        assert stop_worker(worker) == 0, log_path.read_text()
+
+    send(detection("e7", window_a + 40, 5), detection("e2", window_a + 20, 3))
+    worker = start_worker(config_path, log_path)
+    try:
+        latest, every = latest_windows(
+            bootstrap,
+            windows_topic,
+            lambda got: frames_by_window(got).get(window_a) == 4,
+        )
+    finally:
+        assert stop_worker(worker) == 0, log_path.read_text()
+    assert frames_by_window(latest) == {window_a: 4, window_b: 3}, log_path.read_text()
+    assert latest[f"CAMERA:cam-1:{window_a}".encode()]["people_sum"] == 14
+    assert max(record["frames"] for record in every) == 4
+
+    dead_codec = AvroCodec(
+        topic_name(config.kafka, DEAD_LETTER), "dead_letter", LocalResolver()
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "dlq-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([dead_codec.topic])
+    try:
+        message = None
+        deadline = time.monotonic() + 20
+        while message is None and time.monotonic() < deadline:
+            polled = consumer.poll(0.5)
+            if polled is not None and polled.error() is None:
+                message = polled
+    finally:
+        consumer.close()
+    assert message is not None
+    dead = dead_codec.decode(message.value())
+    assert dead["service"] == "windows"
+    assert dead["error_type"] == "bad-schema"
+    assert dead["original_value"] == b"\x00garbage"
