@@ -162,6 +162,7 @@ def run_windows(config: PantauConfig, endpoints: Endpoints) -> None:
         partitions[topic_name(config.kafka, DETECTIONS)],
     )
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # its terminal escape codes garble `pantau up` output
     log.info("windows worker starting app=%s", app.conf.id)
     worker.execute_from_commandline()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -82,7 +83,7 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
     ok, image = capture.read()
     capture.release()
     assert ok
-    jpeg, _ = encode_jpeg(image, 1280, 85)
+    jpeg, _ = encode_jpeg(np.asarray(image, np.uint8), 1280, 85)
     frames_topic = topic_name(config.kafka, FRAMES)
     producer = Producer({"bootstrap.servers": bootstrap})
     producer.produce(frames_topic, key=b"cam-1", value=frame_message("cam-1", 1, jpeg))

@@ -1,0 +1,281 @@
+"""The ``pantau`` command: engines, workers, the whole pipeline and SQL."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from pantau.config import CameraConfig, PantauConfig, RegionConfig
+from pantau.config_loader import ConfigError, load_config
+from pantau.logs import configure_logging
+
+log = logging.getLogger("pantau.cli")
+
+DEMO_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+DEFAULT_CONFIG_NAME = "pantau.yaml"
+EXAMPLE_CONFIG = Path(__file__).parent / "pantau.example.yaml"
+
+
+class UsageError(RuntimeError):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _demo_camera() -> CameraConfig:
+    if not DEMO_VIDEO.exists():
+        raise UsageError(
+            f"demo footage {DEMO_VIDEO} is missing; install it with "
+            "`apt-get install -y opencv-doc` (the setup in the README does this)"
+        )
+    return CameraConfig(
+        id="demo-vtest",
+        source_url=str(DEMO_VIDEO),
+        region=RegionConfig(city="Jakarta", kecamatan="Gambir", kelurahan="Gambir"),
+        sample_interval_s=0.5,
+        loop=True,
+    )
+
+
+def load(args: argparse.Namespace) -> PantauConfig:
+    """The configuration named by ``--config``, else ./pantau.yaml, else the
+    embedded default with the demo camera."""
+    path: Path | None = args.config
+    if path is None and Path(DEFAULT_CONFIG_NAME).exists():
+        path = Path(DEFAULT_CONFIG_NAME)
+    config = load_config(path)
+    if not config.cameras and path is None:
+        config = config.model_copy(update={"cameras": [_demo_camera()]})
+    return config
+
+
+def _config_args(args: argparse.Namespace) -> list[str]:
+    return ["--config", str(args.config.resolve())] if args.config else []
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from pantau.config_check import check_config_file
+
+    problems = check_config_file(args.file)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    target: Path = args.file
+    if target.exists():
+        raise UsageError(f"{target} already exists; remove it or choose another path")
+    target.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"wrote {target}; edit the cameras, then run `pantau config check {target}`")
+    return 0
+
+
+def cmd_infra(args: argparse.Namespace) -> int:
+    from infra import embedded
+
+    config = load(args)
+    if args.action == "fetch":
+        from infra.kafka_dist import ensure_kafka_libs
+
+        print(f"kafka jars: {ensure_kafka_libs(config.cache_dir)}")
+        return 0
+    if args.action == "up":
+        result = embedded.up(
+            config,
+            kafka_port=args.kafka_port,
+            kafka_controller_port=args.kafka_port + 1,
+            clickhouse_port=args.clickhouse_port,
+        )
+        print(
+            f"started={','.join(result.started) or '-'} "
+            f"already_running={','.join(result.already_running) or '-'} "
+            f"external={','.join(result.external) or '-'}"
+        )
+    elif args.action == "down":
+        stopped = embedded.down(config)
+        print(f"stopped={','.join(stopped) or 'nothing'}")
+    for name, line in embedded.status(config).items():
+        print(f"{name}: {line}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from infra.embedded import resolve_endpoints
+    from pantau import services
+
+    config = load(args)
+    endpoints = resolve_endpoints(config)
+    if args.role == "producers":
+        services.run_producers(
+            config,
+            endpoints,
+            camera_ids=args.camera or None,
+            max_frames=args.max_frames,
+            metrics_port=args.metrics_port,
+        )
+    elif args.role == "inference":
+        services.run_inference(config, endpoints, metrics_port=args.metrics_port)
+    elif args.role == "windows":
+        services.run_windows(config, endpoints)
+    else:
+        services.run_sink(config, endpoints, metrics_port=args.metrics_port)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from infra.embedded import resolve_endpoints
+    from infra.topics_admin import ensure_topics
+
+    config = load(args)
+    partitions = ensure_topics(
+        config.kafka, resolve_endpoints(config).bootstrap_servers
+    )
+    for name, count in sorted(partitions.items()):
+        print(f"{name}: partitions={count}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from pantau.supervisor import UpOptions, run_up
+
+    config = load(args)
+    options = UpOptions(
+        config_args=_config_args(args),
+        duration_s=args.duration,
+        max_frames=args.max_frames,
+        progress_interval_s=args.progress_interval,
+        drain_timeout_s=args.drain_timeout,
+        log_level=args.log_level,
+        kafka_port=args.kafka_port,
+        clickhouse_port=args.clickhouse_port,
+    )
+    last = run_up(config, options)
+    print(f"pipeline stopped: {last.line()}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from infra.embedded import resolve_endpoints
+    from pantau.clickhouse import connect
+    from pantau.table_output import format_json_lines, format_table, format_tsv
+
+    config = load(args)
+    client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
+    result = client.query(args.query)
+    formatter = {"table": format_table, "tsv": format_tsv, "json": format_json_lines}
+    print(formatter[args.format](result.column_names, result.result_rows))
+    return 0
+
+
+def _add_ports(parser: argparse.ArgumentParser) -> None:
+    from infra.embedded import DEFAULT_CLICKHOUSE_HTTP_PORT, DEFAULT_KAFKA_PORT
+
+    parser.add_argument(
+        "--kafka-port",
+        type=int,
+        default=int(os.environ.get("PANTAU_KAFKA_PORT", DEFAULT_KAFKA_PORT)),
+        help="embedded broker port on 127.0.0.1; the controller takes the next one "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--clickhouse-port",
+        type=int,
+        default=int(
+            os.environ.get("PANTAU_CLICKHOUSE_PORT", DEFAULT_CLICKHOUSE_HTTP_PORT)
+        ),
+        help="embedded ClickHouse HTTP port on 127.0.0.1 (default %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="pantau",
+        description="Live public-health and mobility analytics from CCTV cameras.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"YAML configuration (default: ./{DEFAULT_CONFIG_NAME} if present, "
+        "else the embedded default with the demo camera)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="default %(default)s")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    config_cmd = commands.add_parser("config", help="validate configuration files")
+    config_sub = config_cmd.add_subparsers(dest="action", required=True)
+    check = config_sub.add_parser("check", help="print every problem with its line")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_config_check)
+    init = config_sub.add_parser("init", help="write the commented example file")
+    init.add_argument("file", type=Path, nargs="?", default=Path(DEFAULT_CONFIG_NAME))
+    init.set_defaults(func=cmd_config_init)
+
+    infra_cmd = commands.add_parser("infra", help="embedded Kafka and ClickHouse")
+    infra_cmd.add_argument("action", choices=["up", "down", "status", "fetch"])
+    _add_ports(infra_cmd)
+    infra_cmd.set_defaults(func=cmd_infra)
+
+    topics = commands.add_parser("topics", help="create the topic catalogue")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=cmd_topics)
+
+    for role, summary in (
+        ("producers", "sample cameras and publish frames"),
+        ("inference", "detect people in frames and publish detection events"),
+        ("windows", "keep 15-minute windows per camera (faust worker)"),
+        ("sink", "land window aggregates in ClickHouse"),
+    ):
+        worker = commands.add_parser(role, help=summary)
+        worker.add_argument("action", choices=["run"])
+        worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics")
+        if role == "producers":
+            worker.add_argument("--camera", action="append", help="only this camera id")
+            worker.add_argument("--max-frames", type=int, help="stop after N frames")
+        worker.set_defaults(func=cmd_worker, role=role)
+
+    up = commands.add_parser("up", help="run engines and every worker on this machine")
+    up.add_argument("--duration", type=float, help="stop after SECONDS")
+    up.add_argument("--max-frames", type=int, help="stop after N frames per camera")
+    up.add_argument("--progress-interval", type=float, default=5.0)
+    up.add_argument("--drain-timeout", type=float, default=120.0)
+    _add_ports(up)
+    up.set_defaults(func=cmd_up)
+
+    sql = commands.add_parser("sql", help="run a query against ClickHouse")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
+    sql.set_defaults(func=cmd_sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pantau`` console script."""
+    from infra.embedded import EngineNotRunningError
+
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, UsageError, EngineNotRunningError) as error:
+        print(f"pantau: {error}", file=sys.stderr)
+        return 2
+    except ClickHouseError as error:
+        print(f"pantau: ClickHouse error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The ClickHouse sink against the real broker and the chDB ClickHouse server:
+one row per window after FINAL, poison dead-lettered, nothing lost while
+ClickHouse is down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from infra.clickhouse_server import EmbeddedClickHouse
+from infra.embedded import Endpoints
+from infra.kafka_broker import EmbeddedKafka
+from pantau.clickhouse import connect
+from pantau.kafka import topic_name
+from pantau.services import build_sink
+from schemas.codec import AvroCodec
+from schemas.records import WindowAggregate
+from schemas.registry import LocalResolver
+from schemas.topics import DEAD_LETTER, WINDOWS
+from stream_apps.sink import INSERT_FAILURES
+from tests.conftest import make_config
+from tests.integration.test_inference_worker import read_all
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600_000
+
+
+def window(camera: str, start_ms: int, revision: int) -> WindowAggregate:
+    return {
+        "scope_level": "CAMERA",
+        "scope_id": camera,
+        "region": {"city": "Jakarta", "kecamatan": "Gambir", "kelurahan": "Gambir"},
+        "window_kind": "TUMBLING",
+        "window_start_ms": start_ms,
+        "window_end_ms": start_ms + 900_000,
+        "revision": revision,
+        "is_final": False,
+        "updated_at_ms": start_ms + revision,
+        "frames": revision,
+        "people_sum": 2 * revision,
+        "people_max": 2,
+        "vehicles_sum": {"car": revision},
+        "faces_sum": 0,
+        "masked_sum": 0,
+        "unmasked_sum": 0,
+        "violators_sum": 0,
+        "uncalibrated_frames": revision,
+        "first_captured_at_ms": start_ms,
+        "last_captured_at_ms": start_ms + revision,
+    }
+
+
+def wait_for(check: object, timeout_s: float = 60) -> None:
+    assert callable(check)
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.3)
+
+
+def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
+    kafka_broker: EmbeddedKafka,
+    clickhouse_server: EmbeddedClickHouse,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config = make_config(bootstrap, topic_prefix, tmp_path, clickhouse_server.url)
+    database = f"sink_{abs(hash(topic_prefix)) % 10**8}"
+    config = config.model_copy(
+        update={
+            "clickhouse": config.clickhouse.model_copy(update={"database": database}),
+            "pipeline": config.pipeline.model_copy(
+                update={"sink_batch_interval_s": 0.2}
+            ),
+        }
+    )
+    endpoints = Endpoints(bootstrap, clickhouse_server.url)
+    stop = threading.Event()
+    sink = build_sink(config, endpoints, stop)
+    windows_topic = topic_name(config.kafka, WINDOWS)
+    codec = AvroCodec(windows_topic, "window_aggregate", LocalResolver())
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for record in (
+        window("cam-1", T0, 1),
+        window("cam-1", T0, 2),
+        window("cam-2", T0, 1),
+        window("cam-1", T0, 2),  # redelivered revision
+        window("cam-1", T0, 3),
+    ):
+        key = f"CAMERA:{record['scope_id']}:{T0}".encode()
+        producer.produce(windows_topic, key=key, value=codec.encode(record))
+    producer.produce(windows_topic, key=b"CAMERA:cam-1:0", value=b"\x00\x00\x00\x00")
+    assert producer.flush(10) == 0
+
+    def final_rows() -> list[tuple[str, int, int]]:
+        client = connect(config.clickhouse, clickhouse_server.url)
+        rows = client.query(
+            f"SELECT scope_id, revision, frames FROM {database}.windows FINAL "
+            "ORDER BY scope_id"
+        ).result_rows
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    thread = threading.Thread(target=sink.run)
+    thread.start()
+    try:
+        wait_for(lambda: final_rows() == [("cam-1", 3, 3), ("cam-2", 1, 1)])
+
+        failures_before = INSERT_FAILURES._value.get()
+        assert clickhouse_server.stop()
+        producer.produce(
+            windows_topic,
+            key=f"CAMERA:cam-1:{T0}".encode(),
+            value=codec.encode(window("cam-1", T0, 4)),
+        )
+        assert producer.flush(10) == 0
+        wait_for(lambda: INSERT_FAILURES._value.get() > failures_before)
+        clickhouse_server.start()
+        wait_for(lambda: final_rows() == [("cam-1", 4, 4), ("cam-2", 1, 1)])
+    finally:
+        stop.set()
+        thread.join(60)
+        if not clickhouse_server.is_running():
+            clickhouse_server.start()
+    assert not thread.is_alive()
+    assert sink.rows_inserted >= 6
+
+    dead = read_all(bootstrap, topic_name(config.kafka, DEAD_LETTER), "dead_letter", 1)
+    assert [record["error_type"] for _, record in dead] == ["bad-schema"]
+    assert dead[0][1]["service"] == "sink"
