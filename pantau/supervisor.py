@@ -110,7 +110,7 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
         )
         for role in _START_ORDER:
             workers[role] = _spawn(role, options)
-        last = _watch(workers, probe, options, stop)
+        _watch(workers, probe, options, stop)
         _stop_worker("producers", workers.pop("producers"))
         return _drain(workers, probe, options)
     finally:
@@ -138,9 +138,8 @@ def _watch(
     probe: ProgressProbe,
     options: UpOptions,
     stop: threading.Event,
-) -> Snapshot:
+) -> None:
     started = time.monotonic()
-    last = probe.snapshot()
     while not stop.wait(options.progress_interval_s):
         last = probe.snapshot()
         print(f"[{time.monotonic() - started:6.0f}s] {last.line()}", flush=True)
@@ -157,7 +156,6 @@ def _watch(
         if options.duration_s is not None and elapsed_s >= options.duration_s:
             log.info("duration reached duration_s=%s", options.duration_s)
             break
-    return last
 
 
 def _drain(
