@@ -62,7 +62,9 @@ def _spawn(role: str, options: UpOptions) -> subprocess.Popen[bytes]:
     if role == "producers" and options.max_frames is not None:
         command += ["--max-frames", str(options.max_frames)]
     log.info("starting worker role=%s", role)
-    return subprocess.Popen(command)
+    # Own process group: a Ctrl-C in the terminal reaches only this supervisor,
+    # which then stops the workers in order.
+    return subprocess.Popen(command, process_group=0)
 
 
 def _stop_worker(role: str, process: subprocess.Popen[bytes]) -> None:
