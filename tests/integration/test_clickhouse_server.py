@@ -140,22 +140,27 @@ def test_taken_port_is_refused(
     assert not other.state_path.exists()
 
 
-def test_locked_data_dir_fails_with_the_log_lines(
-    clickhouse_server: EmbeddedClickHouse,
-) -> None:
-    # Hide the running server's record, as if it had been started by hand: the new
+def test_locked_data_dir_fails_with_the_log_lines(tmp_path: Path) -> None:
+    first = EmbeddedClickHouse(tmp_path, http_port=free_port())
+    first.start()
+    # Hide the first server's record, as if it had been started by hand: the second
     # process gets as far as chDB, which refuses the locked data directory.
-    record = clickhouse_server.state_path.read_text()
-    clickhouse_server.state_path.unlink()
+    record = first.state_path.read_text()
+    first.state_path.unlink()
     try:
-        second = EmbeddedClickHouse(clickhouse_server.state_dir, http_port=free_port())
+        second = EmbeddedClickHouse(tmp_path, http_port=free_port())
         with pytest.raises(ClickHouseStartError, match="Cannot lock file"):
             second.start(timeout_s=30)
         assert not second.is_running()
     finally:
-        clickhouse_server.state_path.write_text(record)
-    assert clickhouse_server.is_running()
-    assert _client(clickhouse_server).command("SELECT 1") == 1
+        first.state_path.write_text(record)
+
+    # The failed start left the first server alone, stop included.
+    assert first.is_running()
+    assert _client(first).command("SELECT 1") == 1
+    log_offset = first.log_path.stat().st_size
+    assert first.stop(timeout_s=10)
+    assert b"stopped cleanly" in first.log_path.read_bytes()[log_offset:]
 
 
 def test_stop_without_a_server(tmp_path: Path) -> None:

@@ -1,0 +1,72 @@
+"""Create Pantau's topics on the broker, idempotently, from the topic catalogue."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from pantau.config import KafkaConfig
+from pantau.kafka import MAX_MESSAGE_BYTES, topic_name
+from schemas.topics import ALL_TOPICS, FRAMES, TopicSpec
+
+log = logging.getLogger("pantau.infra.topics")
+
+
+class TopicSetupError(RuntimeError):
+    """The broker refused to create or describe a topic."""
+
+
+def topic_settings(kafka: KafkaConfig, topic: TopicSpec) -> dict[str, str]:
+    """Broker-side configuration of one topic."""
+    settings = {
+        "cleanup.policy": topic.cleanup_policy,
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        "min.insync.replicas": str(min(2, kafka.replication_factor)),
+    }
+    retention_ms = kafka.frames_retention_ms if topic is FRAMES else topic.retention_ms
+    if retention_ms is not None:
+        settings["retention.ms"] = str(retention_ms)
+        # Segments roll well inside the retention so old data really goes.
+        settings["segment.ms"] = str(max(60_000, retention_ms // 4))
+    return settings
+
+
+def ensure_topics(
+    kafka: KafkaConfig, bootstrap: str, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """Create every catalogue topic that is missing; returns each topic's
+    partition count as it is on the broker."""
+    conf: dict[str, str | int | float | bool] = {**kafka.client_config(bootstrap)}
+    admin = AdminClient(conf)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = {topic_name(kafka, topic): topic for topic in ALL_TOPICS}
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=kafka.default_partitions,
+            replication_factor=kafka.replication_factor,
+            config=topic_settings(kafka, topic),
+        )
+        for name, topic in wanted.items()
+        if name not in existing
+    ]
+    if missing:
+        futures: dict[str, Any] = admin.create_topics(
+            missing, operation_timeout=timeout_s, request_timeout=timeout_s
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                log.info("topic created topic=%s", name)
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.name() != "TOPIC_ALREADY_EXISTS":
+                    raise TopicSetupError(
+                        f"cannot create topic {name}: {kafka_error.str()}"
+                    ) from error
+    metadata = admin.list_topics(timeout=timeout_s).topics
+    return {name: len(metadata[name].partitions) for name in wanted if name in metadata}
