@@ -104,7 +104,7 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
             f"SELECT scope_id, revision, frames FROM {database}.windows FINAL "
             "ORDER BY scope_id"
         ).result_rows
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [tuple(row) for row in rows]
 
     thread = threading.Thread(target=sink.run)
     thread.start()
