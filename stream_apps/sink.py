@@ -18,6 +18,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Consumer, Message
 from prometheus_client import Counter
 
+from pantau.clickhouse import ClickHouseUnavailableError
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
 from pantau.kafka import message_error
@@ -126,7 +127,7 @@ class WindowSink:
                     self._client = self._connect()
                 self._client.insert_arrow(WINDOWS_TABLE, table, database=self._database)
                 break
-            except ClickHouseError as error:
+            except (ClickHouseError, ClickHouseUnavailableError) as error:
                 INSERT_FAILURES.inc()
                 if self._stop.is_set():
                     return False
