@@ -7,6 +7,7 @@ import threading
 from typing import Any, Protocol
 
 import fastavro
+import httpx2
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -62,7 +63,7 @@ class RegistryResolver:
                     schema_id: int = self._client.register_schema(
                         f"{topic}-value", Schema(text, "AVRO")
                     )
-                except SchemaRegistryError as error:
+                except (SchemaRegistryError, httpx2.TransportError) as error:
                     raise RegistryUnavailableError(
                         f"schema registry at {self._url} refused {record_type} for "
                         f"subject {topic}-value: {error}"
@@ -76,9 +77,19 @@ class RegistryResolver:
                 try:
                     schema = self._client.get_schema(schema_id)
                 except SchemaRegistryError as error:
+                    if error.http_status_code == 404:
+                        # A message naming an id nobody registered is poison.
+                        raise catalogue.UnknownSchemaError(
+                            f"schema registry at {self._url} has no schema id "
+                            f"{schema_id}"
+                        ) from error
                     raise RegistryUnavailableError(
-                        f"schema registry at {self._url} has no schema id "
-                        f"{schema_id}: {error}"
+                        f"schema registry at {self._url} failed to return schema "
+                        f"id {schema_id}: {error}"
+                    ) from error
+                except httpx2.TransportError as error:
+                    raise RegistryUnavailableError(
+                        f"schema registry at {self._url} is unreachable: {error}"
                     ) from error
                 if not schema.schema_str:
                     raise RegistryUnavailableError(
