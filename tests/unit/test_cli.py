@@ -1,0 +1,77 @@
+"""The command line: configuration checks, output formats, external engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from infra import embedded
+from pantau.cli import EXAMPLE_CONFIG, main
+from pantau.config import PantauConfig
+from pantau.table_output import format_json_lines, format_table, format_tsv
+
+
+def test_config_check_reports_lines_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "kafka:\n  bootstrap_server: x:9092\npipeline:\n  jpeg_quality: 500\n"
+    )
+    assert main(["config", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:2: kafka.bootstrap_server" in out
+    assert f"{path}:4: pipeline.jpeg_quality" in out
+
+
+def test_config_init_writes_a_valid_example(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "pantau.yaml"
+    assert main(["config", "init", str(target)]) == 0
+    assert target.read_text() == EXAMPLE_CONFIG.read_text()
+    assert main(["config", "check", str(target)]) == 0
+    assert main(["config", "init", str(target)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_workers_explain_how_to_start_missing_engines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pantau.yaml"
+    path.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    assert main(["--config", str(path), "sql", "SELECT 1"]) == 2
+    assert "pantau infra up" in capsys.readouterr().err
+
+
+def test_external_engines_are_never_started(tmp_path: Path) -> None:
+    config = PantauConfig.model_validate(
+        {
+            "state_dir": tmp_path,
+            "kafka": {"bootstrap_servers": "kafka-1.city.internal:9093"},
+            "clickhouse": {"url": "https://clickhouse.city.internal:8443"},
+        }
+    )
+    result = embedded.up(config)
+    assert result.started == []
+    assert result.external == ["kafka", "clickhouse"]
+    assert embedded.resolve_endpoints(config) == embedded.Endpoints(
+        "kafka-1.city.internal:9093", "https://clickhouse.city.internal:8443"
+    )
+    assert embedded.down(config) == []
+    assert not (tmp_path / "kafka").exists()
+
+
+ROWS = [("jkt-001", datetime(2026, 1, 1, tzinfo=UTC), 2.5, None)]
+COLUMNS = ["camera", "window_start", "people_avg", "note"]
+
+
+def test_table_output_formats() -> None:
+    table = format_table(COLUMNS, ROWS)
+    assert table.splitlines()[0].split() == COLUMNS
+    assert "jkt-001  2026-01-01 00:00:00+00:00  2.5" in table
+    assert table.endswith("(1 row)")
+    assert format_tsv(COLUMNS, ROWS).splitlines()[1].split("\t")[3] == "NULL"
+    assert '"people_avg": 2.5' in format_json_lines(COLUMNS, ROWS)
