@@ -13,6 +13,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from pantau.config import CameraConfig, PantauConfig, RegionConfig
 from pantau.config_loader import ConfigError, load_config
+from pantau.errors import UsageError
 from pantau.logs import configure_logging
 
 log = logging.getLogger("pantau.cli")
@@ -20,10 +21,6 @@ log = logging.getLogger("pantau.cli")
 DEMO_VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 DEFAULT_CONFIG_NAME = "pantau.yaml"
 EXAMPLE_CONFIG = Path(__file__).parent / "pantau.example.yaml"
-
-
-class UsageError(RuntimeError):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def _demo_camera() -> CameraConfig:
@@ -108,6 +105,15 @@ def cmd_infra(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from producers.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise UsageError(f"--shard: {error}") from None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau import services
@@ -119,6 +125,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             config,
             endpoints,
             camera_ids=args.camera or None,
+            shard=_shard(args.shard),
             max_frames=args.max_frames,
             metrics_port=args.metrics_port,
         )
@@ -241,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         if role == "producers":
             worker.add_argument("--camera", action="append", help="only this camera id")
             worker.add_argument("--max-frames", type=int, help="stop after N frames")
+            worker.add_argument(
+                "--shard",
+                default="0/1",
+                help="sample only shard I of N (I/N, cameras split by id hash)",
+            )
         worker.set_defaults(func=cmd_worker, role=role)
 
     up = commands.add_parser("up", help="run engines and every worker on this machine")

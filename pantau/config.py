@@ -461,6 +461,27 @@ class CameraConfig(_Section):
     loop: bool = Field(
         default=False, description="Restart a video file at its end (demos)."
     )
+    group: str | None = Field(
+        default=None,
+        description="Name of a camera_groups entry whose settings this camera "
+        "takes unless it sets them itself.",
+    )
+    source_kind: Literal["auto", "file", "stream", "snapshot"] = Field(
+        default="auto",
+        description="How to read source_url: a video file, a continuous stream "
+        "(RTSP, HTTP MJPEG, HLS), or a JPEG snapshot URL polled every interval. "
+        "auto: a file for paths, a snapshot for http(s) URLs ending in .jpg or "
+        ".jpeg, else a stream.",
+    )
+    jpeg_quality: int | None = Field(
+        default=None, ge=10, le=100, description="Overrides pipeline.jpeg_quality."
+    )
+    frame_max_side_px: int | None = Field(
+        default=None,
+        ge=64,
+        le=7680,
+        description="Overrides pipeline.frame_max_side_px.",
+    )
     roi_polygon_xy: list[tuple[_Unit, _Unit]] | None = Field(
         default=None,
         min_length=3,
@@ -529,6 +550,68 @@ class CameraConfig(_Section):
         return self.active_hours.contains(at.astimezone(self.zone).time())
 
 
+class CameraGroup(_Section):
+    """Settings shared by a group of cameras (for example every mobility camera
+    of a kecamatan); a camera's own value wins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    sample_interval_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Seconds between sampled frames."
+    )
+    active_hours: ActiveHours | None = Field(
+        default=None, description="Local hours in which to sample."
+    )
+    timezone: str | None = Field(default=None, description="IANA time zone.")
+    jpeg_quality: int | None = Field(default=None, ge=10, le=100)
+    frame_max_side_px: int | None = Field(default=None, ge=64, le=7680)
+    source_kind: Literal["auto", "file", "stream", "snapshot"] | None = Field(
+        default=None, description="How to read the cameras' source URLs."
+    )
+
+
+class ProducerConfig(_Section):
+    """Behaviour of the frame samplers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    max_frame_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        le=50_000_000,
+        description="Largest frame message; bigger frames are downscaled until "
+        "they fit (keep it below the topic's max.message.bytes).",
+    )
+    frozen_after_frames: int = Field(
+        default=5,
+        ge=2,
+        le=10_000,
+        description="Identical frames in a row after which a camera is FROZEN.",
+    )
+    reconnect_initial_s: float = Field(
+        default=1.0, gt=0, le=600, description="First wait before reconnecting."
+    )
+    reconnect_max_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest wait between reconnects."
+    )
+    stream_stale_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A stream that delivers no new frame for this long is reconnected.",
+    )
+    snapshot_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="HTTP timeout of snapshot requests."
+    )
+    buffer_max_kbytes: int = Field(
+        default=262_144,
+        ge=1024,
+        le=2_097_151,
+        description="Frames held in memory while the broker is unreachable; when "
+        "full, sampling waits instead of dropping.",
+    )
+
+
 class PipelineConfig(_Section):
     """Tuning of the worker stages."""
 
@@ -588,9 +671,44 @@ class PantauConfig(_Section):
     pipeline: PipelineConfig = Field(
         default_factory=PipelineConfig, description="Worker tuning."
     )
+    producers: ProducerConfig = Field(
+        default_factory=ProducerConfig, description="Frame sampler behaviour."
+    )
+    camera_groups: dict[str, CameraGroup] = Field(
+        default_factory=dict, description="Named settings shared by cameras."
+    )
     cameras: list[CameraConfig] = Field(
         default_factory=list, max_length=10_000, description="Cameras to sample."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_groups(cls, data: Any) -> Any:
+        """Fill each camera's unset fields from its group."""
+        if not isinstance(data, dict):
+            return data
+        groups = data.get("camera_groups") or {}
+        cameras = data.get("cameras")
+        if not isinstance(groups, dict) or not isinstance(cameras, list):
+            return data
+        merged = []
+        for camera in cameras:
+            group = (
+                groups.get(camera.get("group")) if isinstance(camera, dict) else None
+            )
+            merged.append({**group, **camera} if isinstance(group, dict) else camera)
+        return {**data, "cameras": merged}
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> PantauConfig:
+        for index, camera in enumerate(self.cameras):
+            if camera.group is not None and camera.group not in self.camera_groups:
+                known = ", ".join(sorted(self.camera_groups)) or "none"
+                raise ValueError(
+                    f"cameras[{index}] ('{camera.id}'): group {camera.group!r} is "
+                    f"not in camera_groups (defined: {known})"
+                )
+        return self
 
     @field_validator("cameras")
     @classmethod

@@ -12,6 +12,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
 from infra.embedded import Endpoints
@@ -20,7 +21,14 @@ from pantau.clickhouse import connect
 from pantau.config import PantauConfig
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
-from pantau.kafka import make_consumer, make_producer, make_resolver, topic_name
+from pantau.errors import UsageError
+from pantau.kafka import (
+    make_consumer,
+    make_producer,
+    make_resolver,
+    producer_config,
+    topic_name,
+)
 from pantau.runtime import install_stop_handlers
 from schemas.codec import AvroCodec
 from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
@@ -28,6 +36,8 @@ from stream_apps.clickhouse_tables import ensure_tables
 
 if TYPE_CHECKING:
     from inference.worker import InferenceWorker
+    from producers.publisher import FramePublisher
+    from producers.sampler import CameraSampler
     from stream_apps.sink import WindowSink
 
 log = logging.getLogger("pantau.services")
@@ -46,62 +56,100 @@ def _serve_metrics(port: int | None) -> None:
         log.info("metrics served url=http://127.0.0.1:%s/metrics", port)
 
 
-def run_producers(
+def build_samplers(
     config: PantauConfig,
     endpoints: Endpoints,
+    stop: threading.Event,
     *,
     camera_ids: list[str] | None = None,
+    shard: tuple[int, int] = (0, 1),
     max_frames: int | None = None,
-    metrics_port: int | None = None,
-) -> int:
-    """Sample the configured cameras (or those named) and publish frames;
-    returns the number of frames acknowledged by the broker."""
-    # Imported here: cv2 is loaded only by the services that need it.
-    from producers.sampler import CameraSampler
+) -> tuple[FramePublisher, list[CameraSampler]]:
+    """One publisher and a sampler per selected camera, not yet running."""
+    from producers.publisher import FramePublisher
+    from producers.sampler import CameraSampler, SamplerSettings
+    from producers.shard import select_shard
 
-    ensure_topics(config.kafka, endpoints.bootstrap_servers)
-    cameras = [c for c in config.cameras if camera_ids is None or c.id in camera_ids]
-    if not cameras:
-        raise ValueError(
-            f"no camera to sample: expected ids among "
-            f"{[c.id for c in config.cameras]}, got {camera_ids}"
-        )
-    stop = threading.Event()
-    install_stop_handlers(stop, "producers")
-    _serve_metrics(metrics_port)
     kafka = config.kafka
-    tracker = DeliveryTracker(
-        make_producer(kafka, endpoints.bootstrap_servers, _client_id("producers"))
+    ensure_topics(kafka, endpoints.bootstrap_servers)
+    cameras = [c for c in config.cameras if camera_ids is None or c.id in camera_ids]
+    cameras = select_shard(cameras, *shard)
+    if not cameras:
+        raise UsageError(
+            f"no camera to sample in shard {shard[0]}/{shard[1]}: expected ids "
+            f"among {[c.id for c in config.cameras]}, got {camera_ids or 'all'}"
+        )
+    producer_conf = producer_config(
+        kafka, endpoints.bootstrap_servers, _client_id("producers")
     )
+    producer_conf["queue.buffering.max.kbytes"] = config.producers.buffer_max_kbytes
     resolver = make_resolver(kafka)
-    codec = AvroCodec(topic_name(kafka, FRAMES), "frame", resolver)
-    status_codec = AvroCodec(
-        topic_name(kafka, CAMERA_STATUS), "camera_status", resolver
+    publisher = FramePublisher(
+        Producer(producer_conf),
+        AvroCodec(topic_name(kafka, FRAMES), "frame", resolver),
+        AvroCodec(topic_name(kafka, CAMERA_STATUS), "camera_status", resolver),
+        config.producers.max_frame_bytes,
+        stop,
     )
     samplers = [
         CameraSampler(
             camera=camera,
-            tracker=tracker,
-            codec=codec,
-            status_codec=status_codec,
-            max_side_px=config.pipeline.frame_max_side_px,
-            jpeg_quality=config.pipeline.jpeg_quality,
+            publisher=publisher,
+            settings=SamplerSettings.for_camera(config, camera),
             stop=stop,
             max_frames=max_frames,
         )
         for camera in cameras
     ]
+    return publisher, samplers
+
+
+def run_samplers(
+    publisher: FramePublisher, samplers: list[CameraSampler], flush_timeout_s: float
+) -> None:
+    """Run every sampler in its own thread, serve the producer's callbacks, then
+    flush what is still buffered."""
     threads = [
-        threading.Thread(target=s.run, name=f"sampler-{c.id}", daemon=True)
-        for s, c in zip(samplers, cameras, strict=True)
+        threading.Thread(target=sampler.run, name="sampler", daemon=True)
+        for sampler in samplers
     ]
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads):
-        tracker.producer.poll(0.2)
-    tracker.flush(60.0)
-    log.info("producers stopped messages_delivered=%s", tracker.delivered)
-    return tracker.delivered
+        publisher.producer.poll(0.2)
+    remaining = publisher.producer.flush(flush_timeout_s)
+    log.info(
+        "producers stopped cameras=%s delivered=%s failed=%s undelivered=%s",
+        len(samplers),
+        publisher.delivered,
+        publisher.failed,
+        remaining,
+    )
+
+
+def run_producers(
+    config: PantauConfig,
+    endpoints: Endpoints,
+    *,
+    camera_ids: list[str] | None = None,
+    shard: tuple[int, int] = (0, 1),
+    max_frames: int | None = None,
+    metrics_port: int | None = None,
+) -> None:
+    """Sample the configured cameras of this shard and publish their frames."""
+    stop = threading.Event()
+    install_stop_handlers(stop, "producers")
+    _serve_metrics(metrics_port)
+    publisher, samplers = build_samplers(
+        config,
+        endpoints,
+        stop,
+        camera_ids=camera_ids,
+        shard=shard,
+        max_frames=max_frames,
+    )
+    log.info("producers starting shard=%s/%s cameras=%s", *shard, len(samplers))
+    run_samplers(publisher, samplers, flush_timeout_s=60.0)
 
 
 def build_inference_worker(

@@ -1,79 +1,99 @@
-"""Sample one camera on its schedule and publish each frame as an Avro record."""
+"""Sample one camera on its schedule and publish each new picture.
+
+One sampler thread per camera: a camera that fails waits out its own back-off
+and never delays the others. Health changes go to the camera-status topic.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import cv2
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import Counter
 
-from pantau.config import CameraConfig
-from pantau.delivery import DeliveryTracker
-from producers.source import SourceUnavailableError, VideoSource
-from schemas.codec import AvroCodec
-from schemas.records import CameraState, CameraStatus, Frame
+from pantau.config import CameraConfig, PantauConfig
+from producers.health import Backoff, FrozenDetector
+from producers.metrics import REPEATED, SAMPLED
+from producers.publisher import FramePublisher, FrameTooLargeError, fit_jpeg
+from producers.sources import FrameSource, SourceUnavailableError, open_source
+from schemas.records import CameraState, Frame
 
 log = logging.getLogger("pantau.producers")
 
-SAMPLED = Counter("pantau_frames_sampled_total", "Frames sampled", ["camera"])
-SAMPLED_BYTES = Counter("pantau_frame_bytes_total", "JPEG bytes published", ["camera"])
+# Failed attempts in a row after which a RECONNECTING camera is reported OFFLINE.
+_OFFLINE_AFTER_ATTEMPTS = 3
 
 
-def encode_jpeg(
-    image_bgr: npt.NDArray[np.uint8], max_side_px: int, quality: int
-) -> tuple[bytes, tuple[int, int]]:
-    """JPEG bytes of the image shrunk to ``max_side_px``, and the encoded (w, h)."""
-    height, width = image_bgr.shape[:2]
-    scale = min(1.0, max_side_px / max(height, width))
-    if scale < 1.0:
-        width, height = round(width * scale), round(height * scale)
-        image_bgr = np.asarray(
-            cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA),
-            np.uint8,
+@dataclass(frozen=True)
+class SamplerSettings:
+    """What a camera sampler needs beyond the camera itself."""
+
+    max_side_px: int
+    jpeg_quality: int
+    frozen_after_frames: int
+    reconnect_initial_s: float
+    reconnect_max_s: float
+    stale_s: float
+    snapshot_timeout_s: float
+
+    @classmethod
+    def for_camera(cls, config: PantauConfig, camera: CameraConfig) -> SamplerSettings:
+        """The pipeline and producer settings, with the camera's overrides."""
+        producers = config.producers
+        return cls(
+            max_side_px=camera.frame_max_side_px or config.pipeline.frame_max_side_px,
+            jpeg_quality=camera.jpeg_quality or config.pipeline.jpeg_quality,
+            frozen_after_frames=producers.frozen_after_frames,
+            reconnect_initial_s=producers.reconnect_initial_s,
+            reconnect_max_s=producers.reconnect_max_s,
+            stale_s=producers.stream_stale_s,
+            snapshot_timeout_s=producers.snapshot_timeout_s,
         )
-    ok, buffer = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"JPEG encoding failed for an image of {width}x{height}")
-    return buffer.tobytes(), (width, height)
 
 
 class CameraSampler:
     """Publishes one frame of a camera every ``sample_interval_s`` inside its
-    active hours, keyed by camera id."""
+    active hours, keyed by camera id, and reports the camera's health."""
 
     def __init__(
         self,
         *,
         camera: CameraConfig,
-        tracker: DeliveryTracker,
-        codec: AvroCodec,
-        status_codec: AvroCodec,
-        max_side_px: int,
-        jpeg_quality: int,
+        publisher: FramePublisher,
+        settings: SamplerSettings,
         stop: threading.Event,
         max_frames: int | None = None,
+        source: FrameSource | None = None,
     ) -> None:
         self._camera = camera
-        self._tracker = tracker
-        self._codec = codec
-        self._status_codec = status_codec
-        self._state: CameraState | None = None
-        self._last_frame_at_ms: int | None = None
-        self._max_side_px = max_side_px
-        self._jpeg_quality = jpeg_quality
+        self._publisher = publisher
+        self._settings = settings
         self._stop = stop
         self._max_frames = max_frames
+        self._source = source or open_source(
+            camera,
+            stale_s=settings.stale_s,
+            snapshot_timeout_s=settings.snapshot_timeout_s,
+        )
+        self._frozen = FrozenDetector(settings.frozen_after_frames)
+        self._backoff = Backoff(settings.reconnect_initial_s, settings.reconnect_max_s)
+        self._state: CameraState | None = None
+        self._connected = False
+        self._last_frame_at_ms: int | None = None
         self.published = 0
+
+    @property
+    def state(self) -> CameraState | None:
+        """The camera's last reported health."""
+        return self._state
 
     def run(self) -> None:
         """Sample until stopped, out of frames, or ``max_frames`` are published."""
         camera = self._camera
-        source = VideoSource(camera.source_url, loop=camera.loop)
         interval_s = camera.sample_interval_s
         next_due = time.monotonic()
         log.info(
@@ -88,26 +108,66 @@ class CameraSampler:
                     break
                 if self._stop.wait(max(0.0, next_due - time.monotonic())):
                     break
-                next_due += interval_s
-                if not camera.is_active(datetime.now(UTC)):
-                    self._set_state("INACTIVE", "outside the camera's active hours")
-                    continue
-                try:
-                    image = source.next_frame(interval_s)
-                except SourceUnavailableError as error:
-                    log.warning("camera=%s unavailable: %s", camera.id, error)
-                    self._set_state("OFFLINE", str(error))
-                    source.close()
-                    next_due = time.monotonic() + min(30.0, max(1.0, interval_s))
-                    continue
-                if image is None:
+                # A slow camera never causes a burst of catch-up samples.
+                next_due = max(next_due + interval_s, time.monotonic())
+                delay_s = self._sample_once(interval_s)
+                if delay_s is None:
                     log.info("camera=%s source ended", camera.id)
                     break
-                self._publish(image)
-                self._set_state("ONLINE", None)
+                next_due = max(next_due, time.monotonic() + delay_s)
         finally:
-            source.close()
+            self._source.close()
             log.info("camera=%s stopped frames=%s", camera.id, self.published)
+
+    def _sample_once(self, interval_s: float) -> float | None:
+        """One sampling step; returns extra seconds to wait (a back-off after a
+        failure), or None when a finite source has ended."""
+        if not self._camera.is_active(datetime.now(UTC)):
+            if self._connected:
+                self._source.close()
+                self._connected = False
+            self._set_state("INACTIVE", "outside the camera's active hours")
+            return 0.0
+        try:
+            if not self._connected:
+                self._source.open()
+                self._connected = True
+            image = self._source.read(interval_s)
+        except SourceUnavailableError as error:
+            return self._failed(str(error))
+        if image is None:
+            return None
+        self._backoff.reset()
+        SAMPLED.labels(self._camera.id).inc()
+        if self._frozen.observe(image):
+            REPEATED.labels(self._camera.id).inc()
+            if self._frozen.frozen:
+                self._set_state(
+                    "FROZEN",
+                    f"the same picture {self._frozen.repeats + 1} times in a row",
+                )
+            return 0.0
+        self._publish(image)
+        self._set_state("ONLINE", None)
+        return 0.0
+
+    def _failed(self, reason: str) -> float:
+        self._source.close()
+        self._connected = False
+        delay_s = self._backoff.next_delay_s()
+        attempts = self._backoff.attempts
+        state: CameraState = (
+            "OFFLINE" if attempts >= _OFFLINE_AFTER_ATTEMPTS else "RECONNECTING"
+        )
+        log.warning(
+            "camera=%s unavailable attempt=%s retry_in_s=%.1f reason=%s",
+            self._camera.id,
+            attempts,
+            delay_s,
+            reason,
+        )
+        self._set_state(state, reason)
+        return delay_s
 
     def _set_state(self, state: CameraState, reason: str | None) -> None:
         """Publish a camera-status message when the state changes."""
@@ -115,25 +175,28 @@ class CameraSampler:
             return
         self._state = state
         log.info("camera=%s state=%s reason=%s", self._camera.id, state, reason)
-        status: CameraStatus = {
-            "camera_id": self._camera.id,
-            "state": state,
-            "changed_at_ms": int(time.time() * 1000),
-            "reason": reason,
-            "last_frame_at_ms": self._last_frame_at_ms,
-        }
-        self._tracker.producer.produce(
-            self._status_codec.topic,
-            key=self._camera.id.encode(),
-            value=self._status_codec.encode(status),
-            on_delivery=self._tracker.on_delivery,
+        self._publisher.publish_status(
+            {
+                "camera_id": self._camera.id,
+                "state": state,
+                "changed_at_ms": int(time.time() * 1000),
+                "reason": reason,
+                "last_frame_at_ms": self._last_frame_at_ms,
+            }
         )
 
     def _publish(self, image: npt.NDArray[np.uint8]) -> None:
         captured_at_ms = int(time.time() * 1000)
-        jpeg, (width, height) = encode_jpeg(
-            image, self._max_side_px, self._jpeg_quality
-        )
+        try:
+            jpeg, (width, height) = fit_jpeg(
+                image,
+                self._settings.max_side_px,
+                self._settings.jpeg_quality,
+                self._publisher.max_image_bytes,
+            )
+        except FrameTooLargeError as error:
+            log.error("camera=%s frame not published: %s", self._camera.id, error)
+            return
         frame: Frame = {
             "camera_id": self._camera.id,
             "frame_seq": self.published,
@@ -144,17 +207,9 @@ class CameraSampler:
             "content_type": "image/jpeg",
             "image": jpeg,
         }
-        self._tracker.producer.produce(
-            self._codec.topic,
-            key=self._camera.id.encode(),
-            value=self._codec.encode(frame),
-            on_delivery=self._tracker.on_delivery,
-        )
-        self._tracker.producer.poll(0)
+        self._publisher.publish_frame(frame)
         self._last_frame_at_ms = captured_at_ms
         self.published += 1
-        SAMPLED.labels(self._camera.id).inc()
-        SAMPLED_BYTES.labels(self._camera.id).inc(len(jpeg))
         log.debug(
             "frame published camera=%s seq=%s bytes=%s",
             self._camera.id,

@@ -18,7 +18,7 @@ from infra.kafka_broker import EmbeddedKafka
 from pantau.config import PantauConfig
 from pantau.kafka import topic_name
 from pantau.services import INFERENCE_GROUP, build_inference_worker
-from producers.sampler import encode_jpeg
+from producers.publisher import fit_jpeg
 from schemas.codec import AvroCodec
 from schemas.records import Frame
 from schemas.registry import LocalResolver
@@ -83,7 +83,7 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
     ok, image = capture.read()
     capture.release()
     assert ok
-    jpeg, _ = encode_jpeg(np.asarray(image, np.uint8), 1280, 85)
+    jpeg, _ = fit_jpeg(np.asarray(image, np.uint8), 1280, 85, 1_000_000)
     frames_topic = topic_name(config.kafka, FRAMES)
     producer = Producer({"bootstrap.servers": bootstrap})
     producer.produce(frames_topic, key=b"cam-1", value=frame_message("cam-1", 1, jpeg))

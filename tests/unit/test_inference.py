@@ -14,7 +14,7 @@ from inference.detections import FrameDetections
 from inference.events import build_detection_event, detection_event_id
 from inference.hog import HogPeopleDetector
 from inference.roi import filter_by_roi
-from producers.sampler import encode_jpeg
+from producers.publisher import fit_jpeg
 from schemas.codec import AvroCodec
 from schemas.records import Frame, Region
 from schemas.registry import LocalResolver
@@ -55,14 +55,14 @@ def test_hog_counts_people_on_real_footage(
 
 
 def test_hog_survives_a_jpeg_round_trip(detector: HogPeopleDetector) -> None:
-    jpeg, frame_wh = encode_jpeg(vtest_frame(600), max_side_px=1280, quality=85)
+    jpeg, frame_wh = fit_jpeg(vtest_frame(600), 1280, 85, 1_000_000)
     assert frame_wh == (768, 576)
     found = detector.detect(decode_jpeg(jpeg, max_bytes=1_000_000))
     assert found.count("person") >= 2
 
 
-def test_encode_jpeg_shrinks_to_max_side() -> None:
-    jpeg, frame_wh = encode_jpeg(vtest_frame(0), max_side_px=384, quality=70)
+def test_fit_jpeg_shrinks_to_max_side() -> None:
+    jpeg, frame_wh = fit_jpeg(vtest_frame(0), 384, 70, 1_000_000)
     assert frame_wh == (384, 288)
     assert decode_jpeg(jpeg, 1_000_000).shape == (288, 384, 3)
 
