@@ -13,23 +13,19 @@ as it would to a real server. Everything it owns lives under one state folder:
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from infra import processes
 from infra.ports import LOOPBACK, port_is_free
 
 log = logging.getLogger("pantau.infra.clickhouse")
@@ -40,7 +36,10 @@ _LOG_TAIL_LINES = 20
 # What infra.chdb_serve logs once chDB has shut down cleanly.
 _CLEAN_STOP_LINE = "chdb server stopped cleanly"
 _PROBE_TIMEOUT_S = 2.0
-_KILL_WAIT_S = 10.0
+_STATE_INT_KEYS = ("pid", "port")
+# Only the server process gets signals: its chDB threads go with it, and nothing else
+# runs in its session.
+_KIND = processes.ServerKind(name="clickhouse server", signal_group=False, log=log)
 # The folder that holds the `infra` package, for the child's PYTHONPATH.
 _CODE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,14 +80,13 @@ class EmbeddedClickHouse:
         server may have died since: ask `is_running()`.
         """
         state_path = Path(state_dir) / "clickhouse" / "server.json"
-        state = _read_state(state_path)
+        state = processes.read_state(state_path, _STATE_INT_KEYS)
         return None if state is None else cls(state_dir, int(state["port"]))
 
     @property
     def pid(self) -> int | None:
         """The server's pid as server.json records it; None when none was started."""
-        state = _read_state(self.state_path)
-        return None if state is None else int(state["pid"])
+        return processes.recorded_pid(self.state_path, _STATE_INT_KEYS)
 
     def is_running(self) -> bool:
         """Tell whether the server that server.json names is alive."""
@@ -124,16 +122,9 @@ class EmbeddedClickHouse:
             "--run-dir",
             str(self.run_dir),
         ]
-        with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.run_dir,
-                env=_child_env(),
-                start_new_session=True,
-            )
+        self._process = processes.launch_detached(
+            command, output_path=self.log_path, cwd=self.run_dir, env=_child_env()
+        )
         self._write_state(self._process.pid)
         log.info(
             "clickhouse server starting url=%s pid=%s data_dir=%s",
@@ -161,28 +152,14 @@ class EmbeddedClickHouse:
         if pid is None:
             return False
         if not self._is_our_server(pid):
-            log.info(
-                "clickhouse server not running, removing stale server.json pid=%s", pid
-            )
-            self.state_path.unlink(missing_ok=True)
+            processes.remove_stale_state(self.state_path, pid, _KIND)
             return False
 
         stopping = time.monotonic()
         log_offset = self._log_size()
-        _send_signal(pid, signal.SIGTERM)
-        forced = not self._wait_exit(pid, timeout_s)
-        if forced:
-            log.warning(
-                "clickhouse server ignored SIGTERM, killing it pid=%s waited_s=%.1f",
-                pid,
-                timeout_s,
-            )
-            _send_signal(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, _KILL_WAIT_S):
-                raise RuntimeError(
-                    f"clickhouse server pid={pid} still runs {_KILL_WAIT_S:.0f} s "
-                    "after SIGKILL; expected it to be gone"
-                )
+        forced = processes.terminate(
+            pid, timeout_s, _KIND, child=self._process, is_ours=self._is_our_server
+        )
         self.state_path.unlink(missing_ok=True)
         clean = _CLEAN_STOP_LINE in self._read_log(log_offset)
         log.info(
@@ -209,30 +186,20 @@ class EmbeddedClickHouse:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def _read_log(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as file:
-                file.seek(0, os.SEEK_END)
-                # The last 64 KiB hold far more than anyone reads of it.
-                file.seek(max(offset, file.tell() - 65536))
-                return file.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return processes.read_log_end(self.log_path, offset_bytes=offset)
 
     def _check_not_running(self) -> None:
         pid = self.pid
         if pid is None:
             return
         if self._is_our_server(pid):
-            state = _read_state(self.state_path) or {}
+            state = processes.read_state(self.state_path, _STATE_INT_KEYS) or {}
             raise ClickHouseStartError(
                 f"a clickhouse server of {self.state_dir} already runs (pid={pid}, "
                 f"url=http://{LOOPBACK}:{state.get('port')}); expected none, connect "
                 "to it or stop it first"
             )
-        log.info(
-            "clickhouse server not running, removing stale server.json pid=%s", pid
-        )
-        self.state_path.unlink(missing_ok=True)
+        processes.remove_stale_state(self.state_path, pid, _KIND)
 
     def _wait_ready(
         self, process: subprocess.Popen[bytes], timeout_s: float, log_offset: int
@@ -250,7 +217,8 @@ class EmbeddedClickHouse:
             if _answers_ping(self.url) and _answers_select(self.http_port):
                 return
             if time.monotonic() >= deadline:
-                self._kill_failed_start(process)
+                processes.kill_child(process, _KIND)
+                self.state_path.unlink(missing_ok=True)
                 raise ClickHouseStartError(
                     "clickhouse server did not answer /ping and SELECT 1 on "
                     f"{self.url} within {timeout_s:.0f} s; it was killed. "
@@ -259,47 +227,19 @@ class EmbeddedClickHouse:
                 )
             time.sleep(0.1)
 
-    def _kill_failed_start(self, process: subprocess.Popen[bytes]) -> None:
-        _send_signal(process.pid, signal.SIGKILL)
-        try:
-            process.wait(_KILL_WAIT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("clickhouse server survived SIGKILL pid=%s", process.pid)
-        self.state_path.unlink(missing_ok=True)
-
     def _is_our_server(self, pid: int) -> bool:
-        process = self._process
-        if process is not None and process.pid == pid and process.poll() is not None:
-            # Our own child exited: poll() reaped it, the pid may belong to anyone now.
+        if processes.child_has_exited(self._process, pid):
             return False
-        args = _process_args(pid)
+        args = processes.process_args(pid)
         return SERVE_MODULE in args and str(self.data_dir) in args
 
-    def _wait_exit(self, pid: int, timeout_s: float) -> bool:
-        if self._process is not None and self._process.pid == pid:
-            try:
-                self._process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout_s
-        while self._is_our_server(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
     def _write_state(self, pid: int) -> None:
-        state = {
-            "pid": pid,
+        details = {
             "port": self.http_port,
             "url": self.url,
             "data_dir": str(self.data_dir),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.state_path)
+        processes.write_state(self.state_path, pid, details)
 
 
 def _answers_ping(url: str) -> bool:
@@ -342,34 +282,3 @@ def _child_env() -> dict[str, str]:
     ]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    state = json.loads(text)
-    if not isinstance(state, dict) or not all(
-        isinstance(state.get(key), int) for key in ("pid", "port")
-    ):
-        raise ValueError(
-            f"{path}: expected a JSON object with integer pid and port, got {text!r}"
-        )
-    return state
-
-
-def _process_args(pid: int) -> list[str]:
-    """Return a process's arguments; empty when it is gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return []
-    return raw.decode(errors="replace").split("\0")
-
-
-def _send_signal(pid: int, sig: signal.Signals) -> None:
-    # Only the server process: its chDB threads go with it, and nothing else runs in
-    # its session.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)

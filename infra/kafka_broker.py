@@ -16,23 +16,19 @@ offsets survive a stop, a crash or a restart.
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from infra import processes
 from infra.ports import LOOPBACK, port_is_free
 
 log = logging.getLogger("pantau.infra.kafka")
@@ -44,8 +40,10 @@ MESSAGE_MAX_BYTES = 10 * 1024 * 1024
 _LOG_TAIL_LINES = 20
 _FORMAT_TIMEOUT_S = 120.0
 _FORMAT_HEAP_MB = 256
-_KILL_WAIT_S = 10.0
 _PROBE_TIMEOUT_S = 2.0
+_STATE_INT_KEYS = ("pid",)
+# The JVM leads a process group of its own; signals go to the whole group.
+_KIND = processes.ServerKind(name="kafka broker", signal_group=True, log=log)
 
 
 class KafkaStartError(RuntimeError):
@@ -108,7 +106,7 @@ class EmbeddedKafka:
         stopped). The broker may have died since: ask `is_running()`.
         """
         state_path = state_dir / "kafka" / "broker.json"
-        state = _read_state(state_path)
+        state = processes.read_state(state_path, _STATE_INT_KEYS)
         if state is None:
             return None
         try:
@@ -163,17 +161,18 @@ class EmbeddedKafka:
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        _write_text_atomic(
+        processes.write_text_atomic(
             self.config_path, _render_properties(self.server_properties())
         )
-        _write_text_atomic(self.log4j_config_path, _log4j2_properties(self.logs_dir))
+        processes.write_text_atomic(
+            self.log4j_config_path, _log4j2_properties(self.logs_dir)
+        )
         return self.config_path
 
     @property
     def pid(self) -> int | None:
         """The broker's pid as broker.json records it; None when none was started."""
-        state = _read_state(self.state_path)
-        return None if state is None else int(state["pid"])
+        return processes.recorded_pid(self.state_path, _STATE_INT_KEYS)
 
     def is_running(self) -> bool:
         """Tell whether the broker named in broker.json is alive."""
@@ -224,15 +223,9 @@ class EmbeddedKafka:
             BROKER_MAIN_CLASS,
             str(self.config_path),
         ]
-        with (self.logs_dir / "stdout.log").open("ab") as stdout:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=subprocess.STDOUT,
-                cwd=self.kafka_dir,
-                start_new_session=True,
-            )
+        self._process = processes.launch_detached(
+            command, output_path=self.logs_dir / "stdout.log", cwd=self.kafka_dir
+        )
         self._write_state(self._process.pid)
         log.info(
             "kafka broker starting bootstrap=%s controller_port=%s pid=%s state_dir=%s",
@@ -257,31 +250,18 @@ class EmbeddedKafka:
         clean shutdown, then sends SIGKILL. Only the pid recorded in broker.json is
         touched, and only while its command line is this state folder's broker.
         """
-        state = _read_state(self.state_path)
-        if state is None:
+        pid = self.pid
+        if pid is None:
             return False
-        pid = int(state["pid"])
         if not self._is_our_broker(pid):
-            log.info("kafka broker not running, removing stale broker.json pid=%s", pid)
             self._reap(pid)
-            self.state_path.unlink(missing_ok=True)
+            processes.remove_stale_state(self.state_path, pid, _KIND)
             return False
 
         stopping = time.monotonic()
-        _signal_group(pid, signal.SIGTERM)
-        forced = not self._wait_exit(pid, timeout_s)
-        if forced:
-            log.warning(
-                "kafka broker ignored SIGTERM, killing it pid=%s waited_s=%.1f",
-                pid,
-                timeout_s,
-            )
-            _signal_group(pid, signal.SIGKILL)
-            if not self._wait_exit(pid, _KILL_WAIT_S):
-                raise RuntimeError(
-                    f"kafka broker pid={pid} still runs {_KILL_WAIT_S:.0f} s after "
-                    "SIGKILL; expected it to be gone"
-                )
+        forced = processes.terminate(
+            pid, timeout_s, _KIND, child=self._process, is_ours=self._is_our_broker
+        )
         self.state_path.unlink(missing_ok=True)
         log.info(
             "kafka broker stopped pid=%s stop_s=%.1f forced=%s",
@@ -301,13 +281,13 @@ class EmbeddedKafka:
         parts = []
         for name in ("server.log", "stdout.log"):
             path = self.logs_dir / name
-            tail = _tail(path, lines) if path.exists() else []
+            tail = processes.read_log_end(path).splitlines()[-lines:]
             if tail:
                 parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
         return "\n".join(parts) if parts else f"(no logs under {self.logs_dir})"
 
     def _check_not_running(self) -> None:
-        state = _read_state(self.state_path)
+        state = processes.read_state(self.state_path, _STATE_INT_KEYS)
         if state is None:
             return
         pid = int(state["pid"])
@@ -316,8 +296,7 @@ class EmbeddedKafka:
                 f"a kafka broker of {self.state_dir} already runs (pid={pid}, "
                 f"port={state.get('port')}); expected none, stop it first"
             )
-        log.info("kafka broker not running, removing stale broker.json pid=%s", pid)
-        self.state_path.unlink()
+        processes.remove_stale_state(self.state_path, pid, _KIND)
 
     def _format_storage(self, java: str) -> None:
         cluster_id = _new_cluster_id()
@@ -341,20 +320,13 @@ class EmbeddedKafka:
             str(self.config_path),
         ]
         try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_FORMAT_TIMEOUT_S,
-                check=False,
-            )
+            result = processes.run_tool(command, _FORMAT_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
             raise KafkaStartError(
                 f"kafka storage format did not finish within {_FORMAT_TIMEOUT_S:.0f} s"
             ) from exc
         if result.returncode != 0:
-            output = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            output = processes.output_tail(result, 20)
             raise KafkaStartError(
                 f"kafka storage format of {self.data_dir} failed with exit code "
                 f"{result.returncode}, expected 0:\n{output}"
@@ -372,7 +344,8 @@ class EmbeddedKafka:
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._kill_failed_start(process)
+                processes.kill_child(process, _KIND)
+                self.state_path.unlink(missing_ok=True)
                 raise KafkaStartError(
                     f"kafka broker did not answer a metadata request on "
                     f"{self.bootstrap_servers} in time; it was killed. Last log "
@@ -393,54 +366,24 @@ class EmbeddedKafka:
                     return
             time.sleep(0.2)
 
-    def _kill_failed_start(self, process: subprocess.Popen[bytes]) -> None:
-        _signal_group(process.pid, signal.SIGKILL)
-        try:
-            process.wait(_KILL_WAIT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("kafka broker survived SIGKILL pid=%s", process.pid)
-        self.state_path.unlink(missing_ok=True)
-
     def _is_our_broker(self, pid: int) -> bool:
-        process = self._process
-        if process is not None and process.pid == pid and process.poll() is not None:
-            # Our own child exited: poll() reaped it, the pid may belong to anyone now.
+        if processes.child_has_exited(self._process, pid):
             return False
-        cmdline = _process_cmdline(pid)
-        return (
-            cmdline is not None
-            and BROKER_MAIN_CLASS in cmdline
-            and str(self.config_path) in cmdline
-        )
-
-    def _wait_exit(self, pid: int, timeout_s: float) -> bool:
-        if self._process is not None and self._process.pid == pid:
-            try:
-                self._process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout_s
-        while self._is_our_broker(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        cmdline = " ".join(processes.process_args(pid))
+        return BROKER_MAIN_CLASS in cmdline and str(self.config_path) in cmdline
 
     def _reap(self, pid: int) -> None:
         if self._process is not None and self._process.pid == pid:
             self._process.poll()
 
     def _write_state(self, pid: int) -> None:
-        state = {
-            "pid": pid,
+        details = {
             "port": self.port,
             "controller_port": self.controller_port,
             "heap_mb": self.heap_mb,
             "libs_dir": str(self.libs_dir),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        _write_text_atomic(self.state_path, json.dumps(state, indent=2) + "\n")
+        processes.write_state(self.state_path, pid, details)
 
 
 def _render_properties(settings: Mapping[str, str]) -> str:
@@ -484,59 +427,9 @@ def _new_cluster_id() -> str:
             return raw
 
 
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    state = json.loads(text)
-    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
-        raise ValueError(
-            f"{path}: expected a JSON object with an integer pid, got {text!r}"
-        )
-    return state
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _process_cmdline(pid: int) -> str | None:
-    """Return a process's command line, or None when it is gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, PermissionError):
-        return None
-    if not raw:
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace")
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # start() made the broker a session (and group) leader, so its group id is its pid.
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
 def _accepts_connections(port: int) -> bool:
     try:
         with socket.create_connection((LOOPBACK, port), timeout=1.0):
             return True
     except OSError:
         return False
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    # Logs can be large; the last 64 KiB hold far more than the lines wanted.
-    with path.open("rb") as file:
-        file.seek(0, os.SEEK_END)
-        file.seek(max(0, file.tell() - 65536))
-        text = file.read().decode(errors="replace")
-    return text.splitlines()[-lines:]

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from infra import processes
+
 log = logging.getLogger("pantau.infra.kafka")
 
 KAFKA_VERSION = "4.4.0"
@@ -125,22 +127,14 @@ def _copy_dependencies(mvn: str, output_dir: Path) -> None:
         f"-DoutputDirectory={output_dir}",
     ]
     try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_MVN_TIMEOUT_S,
-            check=False,
-        )
+        result = processes.run_tool(command, _MVN_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise KafkaSetupError(
             f"Maven did not finish fetching Kafka {KAFKA_VERSION} within "
             f"{_MVN_TIMEOUT_S:.0f} s; check that Maven Central is reachable"
         ) from exc
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).splitlines()
-        tail = "\n".join(output[-_OUTPUT_TAIL_LINES:])
+        tail = processes.output_tail(result, _OUTPUT_TAIL_LINES)
         raise KafkaSetupError(
             f"Maven failed fetching Kafka {KAFKA_VERSION} jars (exit code "
             f"{result.returncode}, expected 0); command: {' '.join(command)}\n{tail}"
