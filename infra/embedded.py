@@ -8,11 +8,16 @@ external and nothing is started for it.
 from __future__ import annotations
 
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from infra.clickhouse_server import EmbeddedClickHouse
 from infra.kafka_broker import EmbeddedKafka
 from infra.kafka_dist import ensure_kafka_libs
+from infra.ports import free_port
 from pantau.config import PantauConfig
 
 log = logging.getLogger("pantau.infra")
@@ -121,26 +126,58 @@ def status(config: PantauConfig) -> dict[str, str]:
     return lines
 
 
+def resolve_bootstrap(config: PantauConfig) -> str:
+    """The configured Kafka brokers, or the embedded broker that is running."""
+    if config.kafka.bootstrap_servers is not None:
+        return config.kafka.bootstrap_servers
+    broker = _running_kafka(config)
+    if broker is None:
+        raise EngineNotRunningError(
+            "no kafka.bootstrap_servers configured and the embedded broker is "
+            f"not running (state dir {config.state_dir}); start it with "
+            "`pantau infra up` or run everything with `pantau up`"
+        )
+    return broker.bootstrap_servers
+
+
+def resolve_clickhouse_url(config: PantauConfig) -> str:
+    """The configured ClickHouse, or the embedded server that is running."""
+    if config.clickhouse.url is not None:
+        return config.clickhouse.url
+    server = _running_clickhouse(config)
+    if server is None:
+        raise EngineNotRunningError(
+            "no clickhouse.url configured and the embedded ClickHouse server is "
+            f"not running (state dir {config.state_dir}); start it with "
+            "`pantau infra up` or run everything with `pantau up`"
+        )
+    return server.url
+
+
 def resolve_endpoints(config: PantauConfig) -> Endpoints:
     """The configured engines, or the embedded ones that are running."""
-    bootstrap = config.kafka.bootstrap_servers
-    if bootstrap is None:
-        broker = _running_kafka(config)
-        if broker is None:
-            raise EngineNotRunningError(
-                "no kafka.bootstrap_servers configured and the embedded broker is "
-                f"not running (state dir {config.state_dir}); start it with "
-                "`pantau infra up` or run everything with `pantau up`"
-            )
-        bootstrap = broker.bootstrap_servers
-    clickhouse_url = config.clickhouse.url
-    if clickhouse_url is None:
-        server = _running_clickhouse(config)
-        if server is None:
-            raise EngineNotRunningError(
-                "no clickhouse.url configured and the embedded ClickHouse server is "
-                f"not running (state dir {config.state_dir}); start it with "
-                "`pantau infra up` or run everything with `pantau up`"
-            )
-        clickhouse_url = server.url
-    return Endpoints(bootstrap, clickhouse_url)
+    return Endpoints(resolve_bootstrap(config), resolve_clickhouse_url(config))
+
+
+@contextmanager
+def kafka_for_benchmark(config: PantauConfig) -> Iterator[str]:
+    """The configured or running broker; else a temporary embedded broker on
+    free ports, removed afterwards."""
+    try:
+        yield resolve_bootstrap(config)
+        return
+    except EngineNotRunningError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="pantau-bench-") as state_dir:
+        port = free_port()
+        broker = EmbeddedKafka(
+            Path(state_dir),
+            ensure_kafka_libs(config.cache_dir),
+            port,
+            free_port(exclude={port}),
+        )
+        broker.start()
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            broker.stop()

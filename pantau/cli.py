@@ -170,6 +170,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from infra.embedded import kafka_for_benchmark
+    from producers.bench import bench_producers
+
+    config = load(args)
+    with kafka_for_benchmark(config) as bootstrap:
+        report = bench_producers(
+            config,
+            bootstrap,
+            video=args.video,
+            cameras=args.cameras,
+            interval_s=args.interval,
+            duration_s=args.duration,
+        )
+    print(report)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau.clickhouse import connect
@@ -262,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--drain-timeout", type=float, default=120.0)
     _add_ports(up)
     up.set_defaults(func=cmd_up)
+
+    bench = commands.add_parser("bench", help="measure throughput against a baseline")
+    bench_sub = bench.add_subparsers(dest="target", required=True)
+    bench_producers = bench_sub.add_parser(
+        "producers", help="simulated cameras through the samplers vs a bare producer"
+    )
+    bench_producers.add_argument("--cameras", type=int, default=200)
+    bench_producers.add_argument("--interval", type=float, default=1.0)
+    bench_producers.add_argument("--duration", type=float, default=20.0)
+    bench_producers.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    bench_producers.set_defaults(func=cmd_bench)
 
     sql = commands.add_parser("sql", help="run a query against ClickHouse")
     sql.add_argument("query")
