@@ -141,11 +141,16 @@ class StreamSource:
         self._latest_at = 0.0
         self._failure: str | None = None
         self._stop = threading.Event()
+        self._arrived = threading.Condition(self._lock)
+        self._frames_seen = 0
+        self._frames_returned = 0
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         capture = _open_capture(self._url, self._display)
         self._stop.clear()
+        with self._lock:
+            self._frames_seen = self._frames_returned = 0
         self._failure = None
         self._latest, self._latest_at = None, time.monotonic()
         self._thread = threading.Thread(
@@ -160,22 +165,34 @@ class StreamSource:
                 if not ok:
                     with self._lock:
                         self._failure = "the stream ended or the connection dropped"
+                        self._arrived.notify_all()
                     return
                 with self._lock:
                     self._latest = np.asarray(image, np.uint8)
                     self._latest_at = time.monotonic()
+                    self._frames_seen += 1
+                    self._arrived.notify_all()
         finally:
             capture.release()
 
     def read(self, interval_s: float) -> Image | None:
         if self._thread is None:
             self.open()
+        # Wait (up to the staleness limit) for a frame newer than the last one
+        # returned: streams that arrive in bursts (HLS segments) and slow starts
+        # must not look like a camera repeating itself or a broken one.
         with self._lock:
+            self._arrived.wait_for(
+                lambda: self._frames_seen > self._frames_returned
+                or self._failure is not None,
+                timeout=self._stale_s,
+            )
             image, age_s, failure = (
                 self._latest,
                 time.monotonic() - self._latest_at,
                 self._failure,
             )
+            self._frames_returned = self._frames_seen
         if failure is not None:
             raise SourceUnavailableError(f"video source {self._display}: {failure}")
         if age_s > self._stale_s:
