@@ -216,3 +216,15 @@ def test_sampler_reports_health_and_skips_repeats(tmp_path: Path) -> None:
     assert {(f["width_px"], f["height_px"]) for f in publisher.frames} == {(640, 480)}
     assert Counter(f["camera_id"] for f in publisher.frames) == {"cam-1": 3}
     assert source.opened == 4
+
+
+def test_last_frame_age_grows_at_scrape_time() -> None:
+    from producers.metrics import LastFrameAge
+
+    ages = LastFrameAge()
+    ages.mark("cam-1", 1000.0)
+    ages.mark("cam-1", 900.0)  # an older frame acknowledged late changes nothing
+    [family] = list(ages.collect())
+    [sample] = family.samples
+    assert sample.labels == {"camera": "cam-1"}
+    assert sample.value > 1_700_000_000 - 1000
