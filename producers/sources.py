@@ -77,8 +77,20 @@ def open_source(
     return StreamSource(camera.source_url, stale_s=stale_s)
 
 
-def _open_capture(target: str, display: str) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+def _open_capture(target: str, display: str, timeout_s: float) -> cv2.VideoCapture:
+    # Bounded open and read: a camera that accepts the connection and then says
+    # nothing must not hold its sampler thread forever.
+    timeout_ms = max(1, round(timeout_s * 1000))
+    capture = cv2.VideoCapture(
+        target,
+        cv2.CAP_FFMPEG,
+        [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            timeout_ms,
+        ],
+    )
     if not capture.isOpened():
         capture.release()
         raise SourceUnavailableError(
@@ -105,7 +117,7 @@ class VideoFileSource:
             raise SourceUnavailableError(
                 f"video file {self._display} does not exist or is not a file"
             )
-        self._capture = _open_capture(self._path, self._display)
+        self._capture = _open_capture(self._path, self._display, timeout_s=30.0)
         self._fps = float(self._capture.get(cv2.CAP_PROP_FPS)) or 25.0
 
     def read(self, interval_s: float) -> Image | None:
@@ -147,7 +159,7 @@ class StreamSource:
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        capture = _open_capture(self._url, self._display)
+        capture = _open_capture(self._url, self._display, self._stale_s)
         self._stop.clear()
         with self._lock:
             self._frames_seen = self._frames_returned = 0
@@ -183,8 +195,10 @@ class StreamSource:
         # must not look like a camera repeating itself or a broken one.
         with self._lock:
             self._arrived.wait_for(
-                lambda: self._frames_seen > self._frames_returned
-                or self._failure is not None,
+                lambda: (
+                    self._frames_seen > self._frames_returned
+                    or self._failure is not None
+                ),
                 timeout=self._stale_s,
             )
             image, age_s, failure = (

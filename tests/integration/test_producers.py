@@ -4,6 +4,7 @@ real camera protocols served on loopback from the demo footage."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from pathlib import Path
@@ -151,6 +152,9 @@ def test_cameras_of_every_protocol_and_the_broken_ones_side_by_side(
         mjpeg = stack.enter_context(MjpegServer(auth=("operator", secret)))
         frozen = stack.enter_context(MjpegServer(frozen=True))
         broken = stack.enter_context(MjpegServer(corrupt_snapshot=True))
+        # Accepts connections and never answers, like a hung camera.
+        silent = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+        silent_port = silent.getsockname()[1]
         cameras = [
             camera_entry("mjpeg", mjpeg.url()),
             camera_entry("snapshot", mjpeg.url("/snapshot.jpg")),
@@ -160,6 +164,7 @@ def test_cameras_of_every_protocol_and_the_broken_ones_side_by_side(
                 "wrong-password", mjpeg.url("/snapshot.jpg").replace(secret, "nope")
             ),
             camera_entry("unreachable", f"http://127.0.0.1:{free_port()}/snapshot.jpg"),
+            camera_entry("silent", f"http://127.0.0.1:{silent_port}/stream.mjpg"),
         ]
         if ffmpeg_missing_reason() is None:
             hls = stack.enter_context(HlsServer())
@@ -195,6 +200,8 @@ def test_cameras_of_every_protocol_and_the_broken_ones_side_by_side(
     for camera_id in ("corrupt", "wrong-password", "unreachable"):
         assert camera_id not in frames
         assert states[camera_id][:2] == ["RECONNECTING", "OFFLINE"]
+    assert "silent" not in frames
+    assert states["silent"][0] == "RECONNECTING"
     assert "not an image" in reasons
     assert "HTTP 401" in reasons
     assert secret not in reasons and "nope" not in reasons
