@@ -32,11 +32,16 @@ def camera_window_key(camera_id: str, start_ms: int) -> str:
 def new_camera_window(event: DetectionEvent, size_ms: int) -> WindowState:
     """An empty window for the event's camera, holding the event's capture time."""
     start_ms = window_start_ms(event["captured_at_ms"], size_ms)
+    region = event["region"]
     return {
         "aggregate": {
             "scope_level": "CAMERA",
             "scope_id": event["camera_id"],
-            "region": dict(event["region"]),  # type: ignore[typeddict-item]
+            "region": {
+                "city": region["city"],
+                "kecamatan": region["kecamatan"],
+                "kelurahan": region["kelurahan"],
+            },
             "window_kind": "TUMBLING",
             "window_start_ms": start_ms,
             "window_end_ms": start_ms + size_ms,
