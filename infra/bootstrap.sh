@@ -29,17 +29,19 @@ command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
   || die "Python 3.11 is required, got $("$python_bin" --version 2>&1); set PANTAU_PYTHON"
 
 # Debian packages: Java runs the Kafka broker, Maven fetches it, opencv-doc holds
-# the demo footage; ffmpeg and GStreamer's RTSP server let the tests serve real
+# the demo footage; for the tests, ffmpeg and GStreamer's RTSP server serve real
 # HLS and RTSP camera streams on loopback.
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need_apt+=(opencv-doc)
-command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
-for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
-  gstreamer1.0-plugins-bad; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
-done
+if [ "$action" = test ]; then
+  command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+  for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
+    gstreamer1.0-plugins-bad; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+  done
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     die "missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
