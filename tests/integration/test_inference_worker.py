@@ -4,9 +4,7 @@ dead letters out, offsets committed only for finished work."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -24,35 +22,16 @@ from schemas.records import Frame
 from schemas.registry import LocalResolver
 from schemas.topics import DEAD_LETTER, DETECTIONS, FRAMES
 from tests.conftest import VTEST, make_config
+from tests.kafka_io import Keyed, read_until
 
 pytestmark = pytest.mark.integration
 
 
 def read_all(
-    bootstrap: str, topic: str, record_type: str, expected: int, timeout_s: float = 60
-) -> list[tuple[bytes | None, dict[str, Any]]]:
-    """Read ``expected`` messages from the start of a topic."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    codec = AvroCodec(topic, record_type, LocalResolver())
-    found: list[tuple[bytes | None, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            found.append((message.key(), codec.decode(message.value())))
-    finally:
-        consumer.close()
-    return found
+    bootstrap: str, topic: str, record_type: str, expected: int
+) -> list[Keyed]:
+    """The first ``expected`` messages of a topic, waiting for them to arrive."""
+    return read_until(bootstrap, topic, record_type, lambda got: len(got) >= expected)
 
 
 def frame_message(camera_id: str, seq: int, image: bytes) -> bytes:

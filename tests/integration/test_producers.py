@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from infra.embedded import Endpoints
 from infra.kafka_broker import EmbeddedKafka
@@ -19,8 +18,6 @@ from infra.ports import free_port
 from pantau.config import PantauConfig
 from pantau.kafka import topic_name
 from pantau.services import build_samplers, run_samplers
-from schemas.codec import AvroCodec
-from schemas.registry import LocalResolver
 from schemas.topics import CAMERA_STATUS, FRAMES
 from tests.camera_servers import (
     HlsServer,
@@ -30,46 +27,9 @@ from tests.camera_servers import (
     rtsp_missing_reason,
 )
 from tests.conftest import make_config
+from tests.kafka_io import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def read_topic(
-    bootstrap: str, topic: str, record_type: str, timeout_s: float = 30.0
-) -> list[dict[str, Any]]:
-    """Every message on a topic now, read by assignment up to the end offsets."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "unused",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    codec = AvroCodec(topic, record_type, LocalResolver())
-    records: list[dict[str, Any]] = []
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        )
-        remaining = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout_s
-        while remaining and time.monotonic() < deadline:
-            message = consumer.poll(0.3)
-            if message is None or message.error() is not None:
-                continue
-            records.append(codec.decode(message.value()))
-            if (message.offset() or 0) + 1 >= ends[message.partition() or 0]:
-                remaining.discard(message.partition() or 0)
-    finally:
-        consumer.close()
-    assert not remaining, f"{topic}: partitions {remaining} not read to the end"
-    return records
 
 
 def run_in_thread(

@@ -23,7 +23,7 @@ from schemas.registry import LocalResolver
 from schemas.topics import DEAD_LETTER, WINDOWS
 from stream_apps.sink import INSERT_FAILURES
 from tests.conftest import make_config
-from tests.integration.test_inference_worker import read_all
+from tests.kafka_io import read_until
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +130,11 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     assert not thread.is_alive()
     assert sink.rows_inserted >= 6
 
-    dead = read_all(bootstrap, topic_name(config.kafka, DEAD_LETTER), "dead_letter", 1)
+    dead = read_until(
+        bootstrap,
+        topic_name(config.kafka, DEAD_LETTER),
+        "dead_letter",
+        lambda got: len(got) >= 1,
+    )
     assert [record["error_type"] for _, record in dead] == ["bad-schema"]
     assert dead[0][1]["service"] == "sink"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from infra.kafka_broker import EmbeddedKafka
 from pantau.kafka import topic_name
@@ -23,6 +23,8 @@ from schemas.records import DetectionEvent
 from schemas.registry import LocalResolver
 from schemas.topics import DEAD_LETTER, DETECTIONS, WINDOWS
 from tests.conftest import VTEST, make_config
+from tests.kafka_io import Keyed, read_until
+from tests.records import detection_event
 
 pytestmark = pytest.mark.integration
 
@@ -30,64 +32,26 @@ SIZE_MS = 900_000
 T0 = 1_767_225_600_000
 
 
-def detection(event_id: str, captured_at_ms: int, people: int) -> DetectionEvent:
-    return {
-        "event_id": event_id,
-        "camera_id": "cam-1",
-        "region": {"city": "Jakarta", "kecamatan": "Gambir", "kelurahan": "Gambir"},
-        "frame_seq": 0,
-        "captured_at_ms": captured_at_ms,
-        "processed_at_ms": captured_at_ms,
-        "width_px": 768,
-        "height_px": 576,
-        "model_versions": {"people": "test"},
-        "calibrated": False,
-        "counts": {
-            "people": people,
-            "vehicles": {},
-            "faces": 0,
-            "masked": 0,
-            "unmasked": 0,
-            "distancing_violators": 0,
-        },
-        "detections": [],
-    }
-
-
 def latest_windows(
     bootstrap: str,
     topic: str,
     done: Callable[[dict[bytes, dict[str, Any]]], bool],
-    timeout_s: float = 90,
 ) -> tuple[dict[bytes, dict[str, Any]], list[dict[str, Any]]]:
-    """Read the windows topic until ``done`` holds for the latest message per key;
-    returns that and every message read."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+    """Read the windows topic until ``done`` holds for the latest revision per
+    key; returns that and every message read."""
+
+    def latest_of(messages: list[Keyed]) -> dict[bytes, dict[str, Any]]:
+        latest: dict[bytes, dict[str, Any]] = {}
+        for key, record in messages:
+            current = latest.get(key or b"")
+            if current is None or record["revision"] > current["revision"]:
+                latest[key or b""] = record
+        return latest
+
+    messages = read_until(
+        bootstrap, topic, "window_aggregate", lambda got: done(latest_of(got)), 90
     )
-    consumer.subscribe([topic])
-    codec = AvroCodec(topic, "window_aggregate", LocalResolver())
-    latest: dict[bytes, dict[str, Any]] = {}
-    every: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not done(latest) and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            record = codec.decode(message.value())
-            every.append(record)
-            key = message.key() or b""
-            if key not in latest or record["revision"] > latest[key]["revision"]:
-                latest[key] = record
-    finally:
-        consumer.close()
-    return latest, every
+    return latest_of(messages), [record for _, record in messages]
 
 
 def frames_by_window(latest: dict[bytes, dict[str, Any]]) -> dict[int, int]:
@@ -159,13 +123,13 @@ def test_windows_count_each_event_once_across_a_restart(
 
     window_a, window_b = T0, T0 + SIZE_MS
     first = [
-        detection("e1", window_a + 10, 2),
-        detection("e2", window_a + 20, 3),
-        detection("e4", window_b + 5, 1),  # out of order across windows
-        detection("e3", window_a + 30, 4),
-        detection("e2", window_a + 20, 3),  # redelivery
-        detection("e5", window_b + 15, 6),
-        detection("e6", window_b + 25, 0),
+        detection_event("e1", window_a + 10, 2),
+        detection_event("e2", window_a + 20, 3),
+        detection_event("e4", window_b + 5, 1),  # out of order across windows
+        detection_event("e3", window_a + 30, 4),
+        detection_event("e2", window_a + 20, 3),  # redelivery
+        detection_event("e5", window_b + 15, 6),
+        detection_event("e6", window_b + 25, 0),
     ]
     log_path = tmp_path / "windows.log"
     worker = start_worker(config_path, log_path)
@@ -191,7 +155,9 @@ def test_windows_count_each_event_once_across_a_restart(
     finally:
         assert stop_worker(worker) == 0, log_path.read_text()
 
-    send(detection("e7", window_a + 40, 5), detection("e2", window_a + 20, 3))
+    send(
+        detection_event("e7", window_a + 40, 5), detection_event("e2", window_a + 20, 3)
+    )
     worker = start_worker(config_path, log_path)
     try:
         latest, every = latest_windows(
@@ -205,28 +171,13 @@ def test_windows_count_each_event_once_across_a_restart(
     assert latest[f"CAMERA:cam-1:{window_a}".encode()]["people_sum"] == 14
     assert max(record["frames"] for record in every) == 4
 
-    dead_codec = AvroCodec(
-        topic_name(config.kafka, DEAD_LETTER), "dead_letter", LocalResolver()
+    [(_, dead)] = read_until(
+        bootstrap,
+        topic_name(config.kafka, DEAD_LETTER),
+        "dead_letter",
+        lambda got: len(got) >= 1,
+        20,
     )
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "dlq-reader",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([dead_codec.topic])
-    try:
-        message = None
-        deadline = time.monotonic() + 20
-        while message is None and time.monotonic() < deadline:
-            polled = consumer.poll(0.5)
-            if polled is not None and polled.error() is None:
-                message = polled
-    finally:
-        consumer.close()
-    assert message is not None
-    dead = dead_codec.decode(message.value())
     assert dead["service"] == "windows"
     assert dead["error_type"] == "bad-schema"
     assert dead["original_value"] == b"\x00garbage"

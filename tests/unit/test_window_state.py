@@ -14,35 +14,20 @@ from stream_apps.window_state import (
     new_camera_window,
     window_start_ms,
 )
+from tests.records import detection_event
 
 SIZE_MS = 900_000
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC, 07:00 WIB
 
 
-def event(
-    event_id: str, captured_at_ms: int, people: int, *, camera: str = "jkt-001"
-) -> DetectionEvent:
-    return {
-        "event_id": event_id,
-        "camera_id": camera,
-        "region": {"city": "Jakarta", "kecamatan": "Gambir", "kelurahan": "Gambir"},
-        "frame_seq": 0,
-        "captured_at_ms": captured_at_ms,
-        "processed_at_ms": captured_at_ms + 100,
-        "width_px": 768,
-        "height_px": 576,
-        "model_versions": {"people": "test"},
-        "calibrated": False,
-        "counts": {
-            "people": people,
-            "vehicles": {"car": 1} if people % 2 else {},
-            "faces": 0,
-            "masked": 0,
-            "unmasked": 0,
-            "distancing_violators": 0,
-        },
-        "detections": [],
-    }
+def event(event_id: str, captured_at_ms: int, people: int) -> DetectionEvent:
+    return detection_event(
+        event_id,
+        captured_at_ms,
+        people,
+        camera="jkt-001",
+        vehicles={"car": 1} if people % 2 else {},
+    )
 
 
 @pytest.mark.parametrize(
