@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from inference.detections import PERSON, FrameDetections
+from inference.analysis import FrameAnalysis
+from inference.detections import PERSON
 from schemas.records import Counts, Detection, DetectionEvent, Frame, Region
 
 VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck", "bicycle")
@@ -19,17 +20,18 @@ def detection_event_id(camera_id: str, captured_at_ms: int, frame_seq: int) -> s
 def build_detection_event(
     frame: Frame,
     region: Region,
-    detections: FrameDetections,
-    model_versions: dict[str, str],
+    analysis: FrameAnalysis,
     processed_at_ms: int,
 ) -> DetectionEvent:
     """The event for one frame; boxes are normalised to the frame size."""
+    detections = analysis.objects
     width, height = detections.frame_wh
     items: list[Detection] = []
-    for box, score, name in zip(
+    for box, score, name, violation in zip(
         detections.boxes_xyxy_px.tolist(),
         detections.scores.tolist(),
         detections.class_names,
+        analysis.violations.tolist(),
         strict=True,
     ):
         items.append(
@@ -41,7 +43,7 @@ def build_detection_event(
                 "x_max": box[2] / width,
                 "y_max": box[3] / height,
                 "mask_state": "NOT_APPLICABLE",
-                "violation": False,
+                "violation": bool(violation),
             }
         )
     vehicles = {
@@ -55,7 +57,7 @@ def build_detection_event(
         "faces": 0,
         "masked": 0,
         "unmasked": 0,
-        "distancing_violators": 0,
+        "distancing_violators": int(analysis.violations.sum()),
     }
     return {
         "event_id": detection_event_id(
@@ -68,8 +70,8 @@ def build_detection_event(
         "processed_at_ms": processed_at_ms,
         "width_px": width,
         "height_px": height,
-        "model_versions": model_versions,
-        "calibrated": False,
+        "model_versions": analysis.model_versions,
+        "calibrated": analysis.calibrated,
         "counts": counts,
         "detections": items,
     }

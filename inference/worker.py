@@ -11,17 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Protocol, cast
+from typing import cast
 
-import numpy as np
-import numpy.typing as npt
 from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from inference.analysis import FrameAnalyzer
 from inference.decode import FrameDecodeError, decode_jpeg
-from inference.detections import FrameDetections
 from inference.events import build_detection_event
-from inference.roi import filter_by_roi
 from pantau.config import CameraConfig
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryFailedError, DeliveryTracker
@@ -43,15 +40,6 @@ MAX_FRAME_BYTES = 8 * 1024 * 1024
 _DELIVERY_TIMEOUT_S = 60.0
 
 
-class Detector(Protocol):
-    """A model that finds objects in one BGR image."""
-
-    name: str
-    version: str
-
-    def detect(self, image_bgr: npt.NDArray[np.uint8]) -> FrameDetections: ...
-
-
 class InferenceWorker:
     """One consumer-group member: decode, detect, publish, then commit."""
 
@@ -63,7 +51,7 @@ class InferenceWorker:
         dead_letters: DeadLetterPublisher,
         frames_codec: AvroCodec,
         events_codec: AvroCodec,
-        detector: Detector,
+        analyzer: FrameAnalyzer,
         cameras: Mapping[str, CameraConfig],
         batch_max: int,
         stop: threading.Event,
@@ -73,20 +61,19 @@ class InferenceWorker:
         self._dead_letters = dead_letters
         self._frames_codec = frames_codec
         self._events_codec = events_codec
-        self._detector = detector
+        self._analyzer = analyzer
         self._cameras = cameras
         self._batch_max = batch_max
         self._stop = stop
-        self._model_versions = {detector.name: detector.version}
         self.events_published = 0
 
     def run(self) -> None:
         """Consume until the stop event is set, then commit and close."""
         self._consumer.subscribe([self._frames_codec.topic])
         log.info(
-            "inference worker started topic=%s detector=%s batch_max=%s",
+            "inference worker started topic=%s models=%s batch_max=%s",
             self._frames_codec.topic,
-            self._detector.version,
+            self._analyzer.model_versions,
             self._batch_max,
         )
         try:
@@ -141,16 +128,14 @@ class InferenceWorker:
             FRAMES.labels("undecodable-image").inc()
             self._dead_letters.publish(message, "undecodable-image", str(error))
             return
-        detections = filter_by_roi(self._detector.detect(image), camera.roi_polygon_xy)
+        analysis = self._analyzer.analyze(image, camera)
         INFER_SECONDS.observe(time.perf_counter() - started)
         region: Region = {
             "city": camera.region.city,
             "kecamatan": camera.region.kecamatan,
             "kelurahan": camera.region.kelurahan,
         }
-        event = build_detection_event(
-            frame, region, detections, self._model_versions, int(time.time() * 1000)
-        )
+        event = build_detection_event(frame, region, analysis, int(time.time() * 1000))
         self._tracker.producer.produce(
             self._events_codec.topic,
             key=frame["camera_id"].encode(),

@@ -623,6 +623,12 @@ class PipelineConfig(_Section):
     detector: Literal["hog"] = Field(
         default="hog", description="Person detector used by inference."
     )
+    distancing_threshold_m: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="People closer than this, in metres, violate distancing.",
+    )
     inference_batch_max: int = Field(
         default=8, ge=1, le=256, description="Most frames per inference batch."
     )

@@ -156,6 +156,7 @@ def build_inference_worker(
     config: PantauConfig, endpoints: Endpoints, stop: threading.Event
 ) -> tuple[InferenceWorker, DeliveryTracker]:
     """The inference worker and the tracker of its producer, not yet running."""
+    from inference.analysis import FrameAnalyzer
     from inference.hog import HogPeopleDetector
     from inference.worker import InferenceWorker
 
@@ -176,7 +177,9 @@ def build_inference_worker(
         events_codec=AvroCodec(
             topic_name(kafka, DETECTIONS), "detection_event", resolver
         ),
-        detector=HogPeopleDetector(),
+        analyzer=FrameAnalyzer(
+            HogPeopleDetector(), config.pipeline.distancing_threshold_m
+        ),
         cameras={camera.id: camera for camera in config.cameras},
         batch_max=config.pipeline.inference_batch_max,
         stop=stop,

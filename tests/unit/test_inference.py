@@ -9,11 +9,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from inference.analysis import FrameAnalysis, FrameAnalyzer
 from inference.decode import FrameDecodeError, decode_jpeg
 from inference.detections import FrameDetections
 from inference.events import build_detection_event, detection_event_id
 from inference.hog import HogPeopleDetector
 from inference.roi import filter_by_roi
+from pantau.config import CameraConfig
 from producers.publisher import fit_jpeg
 from schemas.codec import AvroCodec
 from schemas.records import Frame, Region
@@ -109,19 +111,36 @@ def test_event_is_deterministic_and_encodes() -> None:
         "content_type": "image/jpeg",
         "image": b"",
     }
-    found = boxes((10, 10, 20, 40), (60, 10, 80, 90))
-    event = build_detection_event(
-        frame,
-        REGION,
-        found,
-        {"people": "test/1"},
-        1_767_225_600_200,
+    analysis = FrameAnalysis(
+        boxes((10, 10, 20, 40), (60, 10, 80, 90)),
+        np.array([True, False]),
+        calibrated=True,
+        model_versions={"people": "test/1"},
     )
+    event = build_detection_event(frame, REGION, analysis, 1_767_225_600_200)
     assert event["event_id"] == detection_event_id("jkt-001", 1_767_225_600_000, 3)
     assert event["event_id"] != detection_event_id("jkt-001", 1_767_225_600_000, 4)
     assert event["counts"]["people"] == 2
+    assert event["counts"]["distancing_violators"] == 1
+    assert [d["violation"] for d in event["detections"]] == [True, False]
+    assert event["calibrated"]
     assert event["detections"][1]["x_max"] == pytest.approx(0.8)
     codec = AvroCodec("pantau.detections", "detection_event", LocalResolver())
     decoded = codec.decode(codec.encode(event))
     assert decoded["counts"] == event["counts"]
     assert decoded["event_id"] == event["event_id"]
+
+
+def test_analyzer_runs_detector_roi_and_distancing(detector: HogPeopleDetector) -> None:
+    camera = CameraConfig.model_validate(
+        {"id": "cam-1", "source_url": str(VTEST), "region": REGION}
+    )
+    analysis = FrameAnalyzer(detector, 1.0).analyze(vtest_frame(600), camera)
+    assert not analysis.calibrated
+    assert analysis.violations.shape == (len(analysis.objects),)
+    assert analysis.model_versions == {"people": detector.version}
+    nobody = FrameAnalyzer(detector, 1.0).analyze(
+        vtest_frame(600),
+        camera.model_copy(update={"roi_polygon_xy": [(0, 0), (0.01, 0), (0, 0.01)]}),
+    )
+    assert len(nobody.objects) == 0
