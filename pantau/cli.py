@@ -188,6 +188,61 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from inference.analysis import FrameAnalyzer
+    from inference.hog import HogPeopleDetector
+    from inference.local import LocalInputError, describe, detect_files
+
+    config = load(args)
+    analyzer = FrameAnalyzer(
+        HogPeopleDetector(), config.pipeline.distancing_threshold_m
+    )
+    try:
+        for label, event in detect_files(
+            analyzer, args.inputs, every=args.every, annotate_dir=args.annotate
+        ):
+            print(describe(label, event, args.json), flush=True)
+    except LocalInputError as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import cv2
+
+    from inference.calibrate import check_calibration
+    from producers.sources import SourceUnavailableError, open_source
+
+    config = load(args)
+    try:
+        camera = config.camera(args.camera)
+    except KeyError as error:
+        raise UsageError(str(error.args[0])) from None
+    source = open_source(
+        camera,
+        stale_s=config.producers.stream_stale_s,
+        snapshot_timeout_s=config.producers.snapshot_timeout_s,
+    )
+    try:
+        source.open()
+        frame = source.read(camera.sample_interval_s)
+    except SourceUnavailableError as error:
+        raise UsageError(str(error)) from None
+    finally:
+        source.close()
+    if frame is None:
+        raise UsageError(f"camera '{camera.id}' gave no frame")
+    check = check_calibration(camera, frame)
+    for fact in check.facts:
+        print(fact)
+    for problem in check.problems:
+        print(f"problem: {problem}")
+    out: Path = args.out or Path(f"calibration-{camera.id}.png")
+    cv2.imwrite(str(out), check.picture)
+    print(f"wrote {out}: calibration points numbered, 1 m ground grid drawn")
+    return 1 if check.problems else 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau.clickhouse import connect
@@ -280,6 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--drain-timeout", type=float, default=120.0)
     _add_ports(up)
     up.set_defaults(func=cmd_up)
+
+    detect = commands.add_parser(
+        "detect", help="run the inference analysis on local images or videos"
+    )
+    detect.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_VIDEO")
+    detect.add_argument("--json", action="store_true", help="one JSON event per line")
+    detect.add_argument(
+        "--every", type=int, default=25, help="every Nth frame of a video"
+    )
+    detect.add_argument("--annotate", type=Path, metavar="DIR")
+    detect.set_defaults(func=cmd_detect)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="check a camera's ground calibration on a live frame"
+    )
+    calibrate.add_argument("camera")
+    calibrate.add_argument("--out", type=Path, help="picture to write (PNG)")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     bench = commands.add_parser("bench", help="measure throughput against a baseline")
     bench_sub = bench.add_subparsers(dest="target", required=True)

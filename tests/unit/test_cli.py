@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,3 +76,61 @@ def test_table_output_formats() -> None:
     assert table.endswith("(1 row)")
     assert format_tsv(COLUMNS, ROWS).splitlines()[1].split("\t")[3] == "NULL"
     assert '"people_avg": 2.5' in format_json_lines(COLUMNS, ROWS)
+
+
+def test_detect_runs_the_consumer_analysis_on_a_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+    code = main(
+        ["detect", video, "--every", "300", "--json", "--annotate", str(tmp_path)]
+    )
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["input"] for e in events] == [
+        "vtest.avi#0",
+        "vtest.avi#300",
+        "vtest.avi#600",
+    ]
+    assert all(e["counts"]["people"] >= 1 for e in events)
+    assert all(e["counts"]["people"] == len(e["detections"]) for e in events)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "vtest.avi_0.jpg",
+        "vtest.avi_300.jpg",
+        "vtest.avi_600.jpg",
+    ]
+
+
+def test_detect_refuses_what_is_not_an_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("not a picture")
+    assert main(["detect", str(bogus)]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+
+
+def test_calibrate_checks_and_draws_the_ground_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cal.png"
+    code = main(
+        ["--config", str(EXAMPLE_CONFIG), "calibrate", "demo-vtest", "--out", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "calibrated ground area 108.0 m2" in printed
+    assert "cm per pixel" in printed
+    assert out.stat().st_size > 10_000
+
+    config = tmp_path / "pantau.yaml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text().replace(
+            "image_wh: [768, 576]", "image_wh: [1920, 1080]"
+        )
+    )
+    assert (
+        main(["--config", str(config), "calibrate", "demo-vtest", "--out", str(out)])
+        == 1
+    )
+    assert "another aspect ratio" in capsys.readouterr().out
