@@ -13,10 +13,14 @@ import time
 from collections.abc import Mapping
 from typing import cast
 
+import cv2
+import numpy as np
+import numpy.typing as npt
 from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import Counter, Histogram
 
-from inference.analysis import FrameAnalyzer
+from inference.analysis import FrameAnalysis, FrameAnalyzer
+from inference.annotate import annotate
 from inference.decode import FrameDecodeError, decode_jpeg
 from inference.events import build_detection_event
 from pantau.config import CameraConfig
@@ -55,6 +59,7 @@ class InferenceWorker:
         cameras: Mapping[str, CameraConfig],
         batch_max: int,
         stop: threading.Event,
+        annotated_codec: AvroCodec | None = None,
     ) -> None:
         self._consumer = consumer
         self._tracker = tracker
@@ -64,6 +69,7 @@ class InferenceWorker:
         self._analyzer = analyzer
         self._cameras = cameras
         self._batch_max = batch_max
+        self._annotated_codec = annotated_codec
         self._stop = stop
         self.events_published = 0
 
@@ -142,6 +148,8 @@ class InferenceWorker:
             value=self._events_codec.encode(event),
             on_delivery=self._tracker.on_delivery,
         )
+        if self._annotated_codec is not None:
+            self._publish_annotated(frame, image, analysis)
         self._tracker.producer.poll(0)
         self.events_published += 1
         FRAMES.labels("published").inc()
@@ -150,4 +158,22 @@ class InferenceWorker:
             frame["camera_id"],
             frame["frame_seq"],
             event["counts"]["people"],
+        )
+
+    def _publish_annotated(
+        self, frame: Frame, image: npt.NDArray[np.uint8], analysis: FrameAnalysis
+    ) -> None:
+        assert self._annotated_codec is not None
+        ok, jpeg = cv2.imencode(
+            ".jpg", annotate(image, analysis), [cv2.IMWRITE_JPEG_QUALITY, 80]
+        )
+        if not ok:
+            log.warning("annotated frame not encoded camera=%s", frame["camera_id"])
+            return
+        annotated: Frame = {**frame, "image": jpeg.tobytes()}
+        self._tracker.producer.produce(
+            self._annotated_codec.topic,
+            key=frame["camera_id"].encode(),
+            value=self._annotated_codec.encode(annotated),
+            on_delivery=self._tracker.on_delivery,
         )

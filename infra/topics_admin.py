@@ -11,7 +11,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from pantau.config import KafkaConfig
 from pantau.kafka import MAX_MESSAGE_BYTES, topic_name
-from schemas.topics import ALL_TOPICS, FRAMES, TopicSpec
+from schemas.topics import ALL_TOPICS, ANNOTATED_FRAMES, FRAMES, TopicSpec
 
 log = logging.getLogger("pantau.infra.topics")
 
@@ -27,7 +27,8 @@ def topic_settings(kafka: KafkaConfig, topic: TopicSpec) -> dict[str, str]:
         "max.message.bytes": str(MAX_MESSAGE_BYTES),
         "min.insync.replicas": str(min(2, kafka.replication_factor)),
     }
-    retention_ms = kafka.frames_retention_ms if topic is FRAMES else topic.retention_ms
+    short_lived = topic in (FRAMES, ANNOTATED_FRAMES)
+    retention_ms = kafka.frames_retention_ms if short_lived else topic.retention_ms
     if retention_ms is not None:
         settings["retention.ms"] = str(retention_ms)
         # Segments roll well inside the retention so old data really goes.

@@ -629,6 +629,11 @@ class PipelineConfig(_Section):
         le=10,
         description="People closer than this, in metres, violate distancing.",
     )
+    publish_annotated: bool = Field(
+        default=False,
+        description="Also publish each analysed frame with boxes drawn and heads "
+        "blurred to the annotated-frames topic.",
+    )
     inference_batch_max: int = Field(
         default=8, ge=1, le=256, description="Most frames per inference batch."
     )

@@ -31,7 +31,13 @@ from pantau.kafka import (
 )
 from pantau.runtime import install_stop_handlers
 from schemas.codec import AvroCodec
-from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
+from schemas.topics import (
+    ANNOTATED_FRAMES,
+    CAMERA_STATUS,
+    DETECTIONS,
+    FRAMES,
+    WINDOWS,
+)
 from stream_apps.clickhouse_tables import ensure_tables
 
 if TYPE_CHECKING:
@@ -183,6 +189,11 @@ def build_inference_worker(
         cameras={camera.id: camera for camera in config.cameras},
         batch_max=config.pipeline.inference_batch_max,
         stop=stop,
+        annotated_codec=AvroCodec(
+            topic_name(kafka, ANNOTATED_FRAMES), "frame", resolver
+        )
+        if config.pipeline.publish_annotated
+        else None,
     )
     return worker, tracker
 

@@ -37,6 +37,14 @@ FRAMES = TopicSpec(
     retention_ms=HOUR_MS,  # overridden by kafka.frames_retention_ms
     summary="JPEG frames sampled from cameras; short retention",
 )
+ANNOTATED_FRAMES = TopicSpec(
+    name="pantau.annotated-frames",
+    record_type="frame",
+    key="camera id",
+    cleanup_policy="delete",
+    retention_ms=HOUR_MS,  # overridden by kafka.frames_retention_ms
+    summary="frames with boxes drawn and heads blurred; short retention",
+)
 DETECTIONS = TopicSpec(
     name="pantau.detections",
     record_type="detection_event",
@@ -80,6 +88,7 @@ DEAD_LETTER = TopicSpec(
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     FRAMES,
+    ANNOTATED_FRAMES,
     DETECTIONS,
     WINDOWS,
     CAMERA_STATUS,

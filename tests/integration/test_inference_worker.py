@@ -20,7 +20,7 @@ from producers.publisher import fit_jpeg
 from schemas.codec import AvroCodec
 from schemas.records import Frame
 from schemas.registry import LocalResolver
-from schemas.topics import DEAD_LETTER, DETECTIONS, FRAMES
+from schemas.topics import ANNOTATED_FRAMES, DEAD_LETTER, DETECTIONS, FRAMES
 from tests.conftest import VTEST, make_config
 from tests.kafka_io import Keyed, read_until
 
@@ -53,6 +53,11 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     config: PantauConfig = make_config(bootstrap, topic_prefix, tmp_path)
+    config = config.model_copy(
+        update={
+            "pipeline": config.pipeline.model_copy(update={"publish_annotated": True})
+        }
+    )
     endpoints = Endpoints(bootstrap, "http://127.0.0.1:1")
     stop = threading.Event()
     worker, tracker = build_inference_worker(config, endpoints, stop)
@@ -79,6 +84,9 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
         events = read_all(
             bootstrap, topic_name(config.kafka, DETECTIONS), "detection_event", 1
         )
+        annotated = read_all(
+            bootstrap, topic_name(config.kafka, ANNOTATED_FRAMES), "frame", 1
+        )
         dead = read_all(
             bootstrap, topic_name(config.kafka, DEAD_LETTER), "dead_letter", 3
         )
@@ -94,6 +102,12 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
     assert event["region"]["kecamatan"] == "Gambir"
     assert event["counts"]["people"] >= 2
     assert len(event["detections"]) == event["counts"]["people"]
+
+    assert len(annotated) == 1
+    picture = cv2.imdecode(np.frombuffer(annotated[0][1]["image"], np.uint8), 1)
+    assert picture is not None
+    assert picture.shape == (576, 768, 3)
+    assert annotated[0][1]["frame_seq"] == event["frame_seq"]
 
     reasons = {record["error_type"]: record for _, record in dead}
     assert set(reasons) == {"undecodable-image", "bad-schema", "unknown-camera"}
@@ -112,4 +126,4 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
     finally:
         probe.close()
     assert [max(0, tp.offset) for tp in committed] == ends
-    assert tracker.delivered == 4
+    assert tracker.delivered == 5  # event, annotated frame, three dead letters
