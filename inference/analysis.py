@@ -6,8 +6,9 @@ so a local check of an image runs exactly what the pipeline runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,7 @@ from inference.roi import filter_by_roi
 from pantau.config import CameraConfig
 
 
+@runtime_checkable
 class Detector(Protocol):
     """A model that finds objects in one BGR image."""
 
@@ -25,6 +27,15 @@ class Detector(Protocol):
     version: str
 
     def detect(self, image_bgr: npt.NDArray[np.uint8]) -> FrameDetections: ...
+
+
+@runtime_checkable
+class BatchDetector(Detector, Protocol):
+    """A detector that analyses several images in one forward pass."""
+
+    def detect_batch(
+        self, images_bgr: Sequence[npt.NDArray[np.uint8]]
+    ) -> list[FrameDetections]: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,26 @@ class FrameAnalyzer:
         self, image_bgr: npt.NDArray[np.uint8], camera: CameraConfig | None
     ) -> FrameAnalysis:
         """Analyse one decoded frame of ``camera`` (None: no ROI, uncalibrated)."""
-        found = self._detector.detect(image_bgr)
+        return self._judge(self._detector.detect(image_bgr), camera)
+
+    def analyze_batch(
+        self,
+        images_bgr: Sequence[npt.NDArray[np.uint8]],
+        cameras: Sequence[CameraConfig | None],
+    ) -> list[FrameAnalysis]:
+        """Analyse frames together; detectors that batch run one forward pass."""
+        if isinstance(self._detector, BatchDetector):
+            found = self._detector.detect_batch(images_bgr)
+        else:
+            found = [self._detector.detect(image) for image in images_bgr]
+        return [
+            self._judge(item, camera)
+            for item, camera in zip(found, cameras, strict=True)
+        ]
+
+    def _judge(
+        self, found: FrameDetections, camera: CameraConfig | None
+    ) -> FrameAnalysis:
         if camera is not None:
             found = filter_by_roi(found, camera.roi_polygon_xy)
         key = camera.id if camera is not None else ""

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import cv2
@@ -36,12 +37,19 @@ FRAMES = Counter(
     "pantau_inference_frames_total", "Frames taken from Kafka by outcome", ["outcome"]
 )
 INFER_SECONDS = Histogram(
-    "pantau_inference_seconds", "Decode plus model time per frame"
+    "pantau_inference_seconds", "Model time per frame, averaged over its batch"
 )
 
 # Frames above this size are refused rather than decoded.
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 _DELIVERY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class _DecodedFrame:
+    frame: Frame
+    camera: CameraConfig
+    image: npt.NDArray[np.uint8]
 
 
 class InferenceWorker:
@@ -60,6 +68,7 @@ class InferenceWorker:
         batch_max: int,
         stop: threading.Event,
         annotated_codec: AvroCodec | None = None,
+        batch_wait_s: float = 0.1,
     ) -> None:
         self._consumer = consumer
         self._tracker = tracker
@@ -69,6 +78,7 @@ class InferenceWorker:
         self._analyzer = analyzer
         self._cameras = cameras
         self._batch_max = batch_max
+        self._batch_wait_s = batch_wait_s
         self._annotated_codec = annotated_codec
         self._stop = stop
         self.events_published = 0
@@ -84,7 +94,11 @@ class InferenceWorker:
         )
         try:
             while not self._stop.is_set():
-                batch = self._consumer.consume(self._batch_max, timeout=0.5)
+                # Dynamic batching: up to batch_max frames, or what arrived
+                # within the time budget.
+                batch = self._consumer.consume(
+                    self._batch_max, timeout=self._batch_wait_s
+                )
                 if batch:
                     self._process_batch(batch)
         finally:
@@ -93,12 +107,23 @@ class InferenceWorker:
 
     def _process_batch(self, batch: list[Message]) -> None:
         first_offsets: dict[tuple[str, int], int] = {}
+        ready: list[_DecodedFrame] = []
         for message in batch:
             if message_error(message) is not None:
                 continue
             key = (message.topic() or "", message.partition() or 0)
             first_offsets.setdefault(key, message.offset() or 0)
-            self._process_one(message)
+            decoded = self._decode(message)
+            if decoded is not None:
+                ready.append(decoded)
+        if ready:
+            started = time.perf_counter()
+            analyses = self._analyzer.analyze_batch(
+                [item.image for item in ready], [item.camera for item in ready]
+            )
+            INFER_SECONDS.observe((time.perf_counter() - started) / len(ready))
+            for item, analysis in zip(ready, analyses, strict=True):
+                self._publish(item, analysis)
         try:
             self._tracker.flush(_DELIVERY_TIMEOUT_S)
         except DeliveryFailedError as error:
@@ -110,13 +135,15 @@ class InferenceWorker:
         if first_offsets:
             self._consumer.commit(asynchronous=False)
 
-    def _process_one(self, message: Message) -> None:
+    def _decode(self, message: Message) -> _DecodedFrame | None:
+        """The frame, its camera and its image; None (and a dead letter) when the
+        message cannot be analysed."""
         try:
             frame = cast(Frame, self._frames_codec.decode(message.value()))
         except MessageDecodeError as error:
             FRAMES.labels("bad-schema").inc()
             self._dead_letters.publish(message, "bad-schema", str(error))
-            return
+            return None
         camera = self._cameras.get(frame["camera_id"])
         if camera is None:
             FRAMES.labels("unknown-camera").inc()
@@ -126,16 +153,17 @@ class InferenceWorker:
                 f"camera {frame['camera_id']!r} is not in the configuration; add it "
                 "to cameras so its region is known",
             )
-            return
-        started = time.perf_counter()
+            return None
         try:
             image = decode_jpeg(frame["image"], MAX_FRAME_BYTES)
         except FrameDecodeError as error:
             FRAMES.labels("undecodable-image").inc()
             self._dead_letters.publish(message, "undecodable-image", str(error))
-            return
-        analysis = self._analyzer.analyze(image, camera)
-        INFER_SECONDS.observe(time.perf_counter() - started)
+            return None
+        return _DecodedFrame(frame, camera, image)
+
+    def _publish(self, item: _DecodedFrame, analysis: FrameAnalysis) -> None:
+        frame, camera = item.frame, item.camera
         region: Region = {
             "city": camera.region.city,
             "kecamatan": camera.region.kecamatan,
@@ -149,7 +177,7 @@ class InferenceWorker:
             on_delivery=self._tracker.on_delivery,
         )
         if self._annotated_codec is not None:
-            self._publish_annotated(frame, image, analysis)
+            self._publish_annotated(frame, item.image, analysis)
         self._tracker.producer.poll(0)
         self.events_published += 1
         FRAMES.labels("published").inc()
