@@ -170,6 +170,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_inference(args: argparse.Namespace) -> int:
+    from inference.bench import bench_inference
+    from inference.hog import HogPeopleDetector
+
+    config = load(args)
+    sizes = [int(size) for size in args.batch_sizes.split(",")]
+    _figures, report = bench_inference(
+        HogPeopleDetector(),
+        video=args.video,
+        frame_count=args.frames,
+        batch_sizes=sizes,
+        distancing_threshold_m=config.pipeline.distancing_threshold_m,
+    )
+    print(report)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from infra.embedded import kafka_for_benchmark
     from producers.bench import bench_producers
@@ -364,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_producers.add_argument("--duration", type=float, default=20.0)
     bench_producers.add_argument("--video", type=Path, default=DEMO_VIDEO)
     bench_producers.set_defaults(func=cmd_bench)
+    bench_inference = bench_sub.add_parser(
+        "inference", help="the inference path vs the bare model, per batch size"
+    )
+    bench_inference.add_argument("--frames", type=int, default=64)
+    bench_inference.add_argument("--batch-sizes", default="1,8,32")
+    bench_inference.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    bench_inference.set_defaults(func=cmd_bench_inference)
 
     sql = commands.add_parser("sql", help="run a query against ClickHouse")
     sql.add_argument("query")

@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from inference.analysis import FrameAnalysis, FrameAnalyzer
+from inference.bench import bench_inference
 from inference.decode import FrameDecodeError, decode_jpeg
 from inference.detections import FrameDetections
 from inference.events import build_detection_event, detection_event_id
@@ -144,3 +145,14 @@ def test_analyzer_runs_detector_roi_and_distancing(detector: HogPeopleDetector) 
         camera.model_copy(update={"roi_polygon_xy": [(0, 0), (0.01, 0), (0, 0.01)]}),
     )
     assert len(nobody.objects) == 0
+
+
+def test_inference_benchmark_reports_every_batch_size(
+    detector: HogPeopleDetector,
+) -> None:
+    figures, report = bench_inference(
+        detector, video=VTEST, frame_count=4, batch_sizes=[1, 2]
+    )
+    assert [f.batch_size for f in figures] == [1, 2]
+    assert all(f.bare_fps > 0 and f.pipeline_fps > 0 for f in figures)
+    assert "pipeline fps" in report
