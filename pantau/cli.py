@@ -172,12 +172,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:
     from inference.bench import bench_inference
-    from inference.hog import HogPeopleDetector
+    from inference.detectors import build_detector
 
     config = load(args)
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     _figures, report = bench_inference(
-        HogPeopleDetector(),
+        build_detector(config.pipeline.detector),
         video=args.video,
         frame_count=args.frames,
         batch_sizes=sizes,
@@ -207,12 +207,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from inference.analysis import FrameAnalyzer
-    from inference.hog import HogPeopleDetector
+    from inference.detectors import build_detector
     from inference.local import LocalInputError, describe, detect_files
 
     config = load(args)
     analyzer = FrameAnalyzer(
-        HogPeopleDetector(), config.pipeline.distancing_threshold_m
+        build_detector(config.pipeline.detector),
+        config.pipeline.distancing_threshold_m,
     )
     try:
         for label, event in detect_files(

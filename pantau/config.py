@@ -612,6 +612,63 @@ class ProducerConfig(_Section):
     )
 
 
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck",
+    "boat", "traffic light", "fire hydrant", "stop sign", "parking meter", "bench",
+    "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
+    "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "wine glass", "cup",
+    "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
+
+
+class DetectorConfig(_Section):
+    """Which detector finds people and vehicles. ``hog`` needs no weights;
+    ``torchscript`` and ``torch_export`` load an operator's own YOLO-class
+    model from ``path``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    kind: Literal["hog", "torchscript", "torch_export"] = Field(
+        default="hog",
+        description="Detector implementation: hog (built in), torchscript (a "
+        "torch.jit.save file) or torch_export (a torch.export.save .pt2 file).",
+    )
+    path: Path | None = Field(
+        default=None, description="Model file for torchscript and torch_export."
+    )
+    layout: Literal["yolov8", "yolov5"] = Field(
+        default="yolov8",
+        description="Output layout: yolov8 (batch, 4 + classes, anchors) or "
+        "yolov5 (batch, anchors, 5 + classes) with objectness.",
+    )
+    input_size_px: int = Field(
+        default=640, ge=32, le=4096, description="Square model input, pixels."
+    )
+    class_names: tuple[str, ...] = Field(
+        default=COCO_CLASSES, min_length=1, description="Model class labels."
+    )
+    score_threshold: float = Field(default=0.35, gt=0, lt=1)
+    iou_threshold: float = Field(default=0.5, gt=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> DetectorConfig:
+        if self.kind != "hog" and self.path is None:
+            raise ValueError(f"kind {self.kind} needs path: the model file to load")
+        return self
+
+
 class PipelineConfig(_Section):
     """Tuning of the worker stages."""
 
@@ -620,8 +677,9 @@ class PipelineConfig(_Section):
     window_size_s: int = Field(
         default=900, ge=60, le=86_400, description="Aggregation window in seconds."
     )
-    detector: Literal["hog"] = Field(
-        default="hog", description="Person detector used by inference."
+    detector: DetectorConfig = Field(
+        default_factory=lambda: DetectorConfig(kind="hog"),
+        description="The people and vehicle detector used by inference.",
     )
     distancing_threshold_m: float = Field(
         default=1.0,

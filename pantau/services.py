@@ -163,7 +163,7 @@ def build_inference_worker(
 ) -> tuple[InferenceWorker, DeliveryTracker]:
     """The inference worker and the tracker of its producer, not yet running."""
     from inference.analysis import FrameAnalyzer
-    from inference.hog import HogPeopleDetector
+    from inference.detectors import build_detector
     from inference.worker import InferenceWorker
 
     kafka = config.kafka
@@ -184,7 +184,8 @@ def build_inference_worker(
             topic_name(kafka, DETECTIONS), "detection_event", resolver
         ),
         analyzer=FrameAnalyzer(
-            HogPeopleDetector(), config.pipeline.distancing_threshold_m
+            build_detector(config.pipeline.detector),
+            config.pipeline.distancing_threshold_m,
         ),
         cameras={camera.id: camera for camera in config.cameras},
         batch_max=config.pipeline.inference_batch_max,
