@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 PERSON = "person"
+FACE = "face"
 
 
 @dataclass(frozen=True)

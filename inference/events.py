@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from inference.analysis import FrameAnalysis
-from inference.detections import PERSON
+from inference.detections import FACE, PERSON
 from schemas.records import Counts, Detection, DetectionEvent, Frame, Region
 
 VEHICLE_CLASSES = ("car", "motorcycle", "bus", "truck", "bicycle")
@@ -46,6 +46,23 @@ def build_detection_event(
                 "violation": bool(violation),
             }
         )
+    masked_flags = analysis.masked.tolist()
+    faces = analysis.faces
+    for box, score, masked in zip(
+        faces.boxes_xyxy_px.tolist(), faces.scores.tolist(), masked_flags, strict=True
+    ):
+        items.append(
+            {
+                "class_name": FACE,
+                "score": round(float(score), 4),
+                "x_min": box[0] / width,
+                "y_min": box[1] / height,
+                "x_max": box[2] / width,
+                "y_max": box[3] / height,
+                "mask_state": "MASKED" if masked else "UNMASKED",
+                "violation": False,
+            }
+        )
     vehicles = {
         name: detections.count(name)
         for name in VEHICLE_CLASSES
@@ -54,9 +71,9 @@ def build_detection_event(
     counts: Counts = {
         "people": detections.count(PERSON),
         "vehicles": vehicles,
-        "faces": 0,
-        "masked": 0,
-        "unmasked": 0,
+        "faces": len(masked_flags),
+        "masked": sum(masked_flags),
+        "unmasked": len(masked_flags) - sum(masked_flags),
         "distancing_violators": int(analysis.violations.sum()),
     }
     return {

@@ -94,7 +94,8 @@ def describe(label: str, event: DetectionEvent, as_json: bool) -> str:
     vehicles = ", ".join(f"{k}={v}" for k, v in sorted(counts["vehicles"].items()))
     lines = [
         f"{label}: people={counts['people']} vehicles={{{vehicles}}} "
-        f"violators={counts['distancing_violators']} "
+        f"violators={counts['distancing_violators']} faces={counts['faces']} "
+        f"masked={counts['masked']} unmasked={counts['unmasked']} "
         f"calibrated={str(event['calibrated']).lower()}"
     ]
     for item in event["detections"]:
@@ -103,5 +104,6 @@ def describe(label: str, event: DetectionEvent, as_json: bool) -> str:
             f"box=({item['x_min']:.3f}, {item['y_min']:.3f}, "
             f"{item['x_max']:.3f}, {item['y_max']:.3f})"
             + ("  VIOLATION" if item["violation"] else "")
+            + (f"  {item['mask_state']}" if item["class_name"] == "face" else "")
         )
     return "\n".join(lines)

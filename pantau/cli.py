@@ -76,6 +76,17 @@ def cmd_config_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from infra.models.faces_fetch import fetch_blazeface, fetch_mask_classifier
+    from infra.models.fetch import fetch_nanodet
+
+    config = load(args)
+    print(f"nanodet: {fetch_nanodet(config.cache_dir)}")
+    print(f"blazeface: {fetch_blazeface(config.cache_dir)}")
+    print(f"mask classifier: {fetch_mask_classifier(config.cache_dir)}")
+    return 0
+
+
 def cmd_infra(args: argparse.Namespace) -> int:
     from infra import embedded
 
@@ -177,7 +188,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     config = load(args)
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     _figures, report = bench_inference(
-        build_detector(config.pipeline.detector),
+        build_detector(config.pipeline.detector, config.cache_dir),
         video=args.video,
         frame_count=args.frames,
         batch_sizes=sizes,
@@ -206,15 +217,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from inference.analysis import FrameAnalyzer
-    from inference.detectors import build_detector
+    from inference.detectors import build_analyzer
     from inference.local import LocalInputError, describe, detect_files
 
     config = load(args)
-    analyzer = FrameAnalyzer(
-        build_detector(config.pipeline.detector),
-        config.pipeline.distancing_threshold_m,
-    )
+    analyzer = build_analyzer(config.pipeline, config.cache_dir)
     try:
         for label, event in detect_files(
             analyzer, args.inputs, every=args.every, annotate_dir=args.annotate
@@ -322,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     infra_cmd.add_argument("action", choices=["up", "down", "status", "fetch"])
     _add_ports(infra_cmd)
     infra_cmd.set_defaults(func=cmd_infra)
+
+    models = commands.add_parser("models", help="model weights")
+    models.add_argument("action", choices=["fetch"])
+    models.set_defaults(func=cmd_models)
 
     topics = commands.add_parser("topics", help="create the topic catalogue")
     topics.add_argument("action", choices=["create"])

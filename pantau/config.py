@@ -629,16 +629,18 @@ COCO_CLASSES: tuple[str, ...] = (
 
 
 class DetectorConfig(_Section):
-    """Which detector finds people and vehicles. ``hog`` needs no weights;
-    ``torchscript`` and ``torch_export`` load an operator's own YOLO-class
-    model from ``path``."""
+    """Which detector finds people and vehicles. ``nanodet`` (the default) runs
+    the fetched NanoDet weights; ``hog`` needs no weights; ``torchscript`` and
+    ``torch_export`` load an operator's own YOLO-class model from ``path``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    kind: Literal["hog", "torchscript", "torch_export"] = Field(
-        default="hog",
-        description="Detector implementation: hog (built in), torchscript (a "
-        "torch.jit.save file) or torch_export (a torch.export.save .pt2 file).",
+    kind: Literal["nanodet", "hog", "torchscript", "torch_export"] = Field(
+        default="nanodet",
+        description="Detector implementation: nanodet (COCO people and vehicles, "
+        "weights from `pantau models fetch`), hog (OpenCV's people-only detector, "
+        "no weights), torchscript (a torch.jit.save file) or torch_export (a "
+        "torch.export.save .pt2 file).",
     )
     path: Path | None = Field(
         default=None, description="Model file for torchscript and torch_export."
@@ -654,8 +656,8 @@ class DetectorConfig(_Section):
     class_names: tuple[str, ...] = Field(
         default=COCO_CLASSES, min_length=1, description="Model class labels."
     )
-    score_threshold: float = Field(default=0.35, gt=0, lt=1)
-    iou_threshold: float = Field(default=0.5, gt=0, lt=1)
+    score_threshold: float = Field(default=0.3, gt=0, lt=1)
+    iou_threshold: float = Field(default=0.45, gt=0, lt=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -664,9 +666,30 @@ class DetectorConfig(_Section):
 
     @model_validator(mode="after")
     def _path_for_files(self) -> DetectorConfig:
-        if self.kind != "hog" and self.path is None:
+        if self.kind in {"torchscript", "torch_export"} and self.path is None:
             raise ValueError(f"kind {self.kind} needs path: the model file to load")
         return self
+
+
+class FacesConfig(_Section):
+    """Face detection (BlazeFace) and mask classification on every frame."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    enabled: bool = Field(
+        default=True,
+        description="Find faces and classify masks; weights from `pantau models "
+        "fetch`. Faces need about 20 px or more to be found.",
+    )
+    min_score: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Face score to keep; about 0.3-0.4 finds more masked faces.",
+    )
+    mask_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="P(mask) at which a face counts masked."
+    )
 
 
 class PipelineConfig(_Section):
@@ -678,8 +701,11 @@ class PipelineConfig(_Section):
         default=900, ge=60, le=86_400, description="Aggregation window in seconds."
     )
     detector: DetectorConfig = Field(
-        default_factory=lambda: DetectorConfig(kind="hog"),
+        default_factory=DetectorConfig,
         description="The people and vehicle detector used by inference.",
+    )
+    faces: FacesConfig = Field(
+        default_factory=FacesConfig, description="Faces and mask compliance."
     )
     distancing_threshold_m: float = Field(
         default=1.0,

@@ -162,8 +162,7 @@ def build_inference_worker(
     config: PantauConfig, endpoints: Endpoints, stop: threading.Event
 ) -> tuple[InferenceWorker, DeliveryTracker]:
     """The inference worker and the tracker of its producer, not yet running."""
-    from inference.analysis import FrameAnalyzer
-    from inference.detectors import build_detector
+    from inference.detectors import build_analyzer
     from inference.worker import InferenceWorker
 
     kafka = config.kafka
@@ -183,10 +182,7 @@ def build_inference_worker(
         events_codec=AvroCodec(
             topic_name(kafka, DETECTIONS), "detection_event", resolver
         ),
-        analyzer=FrameAnalyzer(
-            build_detector(config.pipeline.detector),
-            config.pipeline.distancing_threshold_m,
-        ),
+        analyzer=build_analyzer(config.pipeline, config.cache_dir),
         cameras={camera.id: camera for camera in config.cameras},
         batch_max=config.pipeline.inference_batch_max,
         stop=stop,

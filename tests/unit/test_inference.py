@@ -10,13 +10,14 @@ import numpy.typing as npt
 import pytest
 
 from inference.analysis import FrameAnalysis, FrameAnalyzer
+from inference.annotate import annotate
 from inference.bench import bench_inference
 from inference.decode import FrameDecodeError, decode_jpeg
 from inference.detections import FrameDetections
 from inference.events import build_detection_event, detection_event_id
 from inference.hog import HogPeopleDetector
 from inference.roi import filter_by_roi
-from pantau.config import CameraConfig
+from pantau.config import CameraConfig, PipelineConfig
 from producers.publisher import fit_jpeg
 from schemas.codec import AvroCodec
 from schemas.records import Frame, Region
@@ -156,3 +157,42 @@ def test_inference_benchmark_reports_every_batch_size(
     assert [f.batch_size for f in figures] == [1, 2]
     assert all(f.bare_fps > 0 and f.pipeline_fps > 0 for f in figures)
     assert "pipeline fps" in report
+
+
+def test_configured_analyzer_counts_faces_and_masks(tmp_path: Path) -> None:
+    from inference.detectors import build_analyzer
+    from infra.models.faces_fetch import blazeface_dir
+
+    cache_dir = Path(__file__).resolve().parents[2] / ".cache"
+    if not blazeface_dir(cache_dir).exists():
+        pytest.skip("face models not fetched; run `pantau models fetch`")
+    analyzer = build_analyzer(PipelineConfig(), cache_dir)
+    image = np.asarray(
+        cv2.imread("/usr/share/doc/opencv-doc/examples/data/messi5.jpg"), np.uint8
+    )
+    analysis = analyzer.analyze(image, None)
+    assert len(analysis.faces) == 1
+    assert analysis.masked.tolist() == [False]
+    event = build_detection_event(
+        {
+            "camera_id": "local",
+            "frame_seq": 0,
+            "captured_at_ms": 0,
+            "published_at_ms": 0,
+            "width_px": image.shape[1],
+            "height_px": image.shape[0],
+            "content_type": "image/jpeg",
+            "image": b"",
+        },
+        REGION,
+        analysis,
+        0,
+    )
+    assert event["counts"]["faces"] == 1
+    assert event["counts"]["unmasked"] == 1
+    assert [
+        d["mask_state"] for d in event["detections"] if d["class_name"] == "face"
+    ] == ["UNMASKED"]
+    assert set(analysis.model_versions) == {"objects", "faces", "masks"}
+    picture = annotate(image, analysis)
+    assert picture.shape == image.shape

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from inference.detectors import build_detector
-from inference.torch_backend import decode_yolo, letterbox, nms
+from inference.torch_backend import decode_yolo, grouped_nms, letterbox
 from pantau.config import DetectorConfig
 from pantau.errors import ModelLoadError
 
@@ -49,8 +49,14 @@ def test_letterbox_fits_and_maps_back() -> None:
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]]).float()
-    kept = nms(boxes, torch.tensor([0.5, 0.9, 0.7]), 0.5)
-    assert kept.tolist() == [1, 2]
+    scores = torch.tensor([0.5, 0.9, 0.7])
+    assert grouped_nms(boxes, scores, torch.zeros(3), 0.5).tolist() == [1, 2]
+    # In different groups, overlapping boxes do not suppress each other.
+    assert grouped_nms(boxes, scores, torch.tensor([0, 1, 0]), 0.5).tolist() == [
+        1,
+        2,
+        0,
+    ]
 
 
 def test_yolov5_layout_multiplies_objectness() -> None:
@@ -82,7 +88,8 @@ def save_model(kind: str, tmp_path: Path) -> Path:
 def test_plugged_in_detector_from_configuration(kind: str, tmp_path: Path) -> None:
     path = save_model(kind, tmp_path)
     detector = build_detector(
-        DetectorConfig(kind=kind, path=path, class_names=CLASSES)  # type: ignore[arg-type]
+        DetectorConfig(kind=kind, path=path, class_names=CLASSES),  # type: ignore[arg-type]
+        tmp_path,
     )
     image = np.zeros((576, 768, 3), np.uint8)
     [found, again] = detector.detect_batch([image, image])  # type: ignore[attr-defined]
@@ -96,7 +103,9 @@ def test_plugged_in_detector_from_configuration(kind: str, tmp_path: Path) -> No
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_missing_or_broken_weights_stop_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not exist"):
-        build_detector(DetectorConfig(kind="torchscript", path=tmp_path / "none.pt"))
+        build_detector(
+            DetectorConfig(kind="torchscript", path=tmp_path / "none.pt"), tmp_path
+        )
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a model")
     kinds: tuple[Literal["torchscript", "torch_export"], ...] = (
@@ -105,6 +114,8 @@ def test_missing_or_broken_weights_stop_with_a_clear_message(tmp_path: Path) -> 
     )
     for kind in kinds:
         with pytest.raises(ModelLoadError, match="cannot load"):
-            build_detector(DetectorConfig(kind=kind, path=broken))
+            build_detector(DetectorConfig(kind=kind, path=broken), tmp_path)
+    with pytest.raises(ModelLoadError, match="pantau models fetch"):
+        build_detector(DetectorConfig(kind="nanodet"), tmp_path)
     with pytest.raises(ValueError, match="needs path"):
         DetectorConfig(kind="torchscript")
