@@ -66,7 +66,9 @@ def recorded_pid(path: Path, int_keys: tuple[str, ...]) -> int | None:
 
 
 def remove_stale_state(path: Path, pid: int, kind: ServerKind) -> None:
-    """Delete the state file of a server that no longer runs, and say so."""
+    """Delete the state file of a server that no longer runs, and say so, once
+    the process has finished exiting and released its ports."""
+    wait_released(pid, KILL_WAIT_S)
     kind.log.info("%s not running, removing stale %s pid=%s", kind.name, path.name, pid)
     path.unlink(missing_ok=True)
 
@@ -125,6 +127,27 @@ def process_args(pid: int) -> list[str]:
     if not raw:
         return []
     return raw.decode(errors="replace").split("\0")
+
+
+def wait_released(pid: int, timeout_s: float) -> bool:
+    """Wait until `pid` has finished exiting (gone, or a zombie), so that its
+    sockets are closed; return whether it had within `timeout_s`.
+
+    A killed process stops showing its command line before the kernel has closed
+    its files, so a port can still be bound for a moment after that.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        # The state letter follows the parenthesised command name.
+        if stat.rpartition(")")[2].split()[:1] == ["Z"]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def child_has_exited(child: subprocess.Popen[bytes] | None, pid: int) -> bool:

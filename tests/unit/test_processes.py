@@ -204,3 +204,18 @@ def test_wait_exit_of_a_stranger_asks_the_identity_check(
     )
 
     assert exited is expected
+
+
+def test_wait_released_sees_exited_and_zombie_processes() -> None:
+    child = subprocess.Popen(["sleep", "0.2"])
+    try:
+        assert processes.wait_released(child.pid, 5.0)  # a zombie until reaped
+    finally:
+        child.wait()
+    assert processes.wait_released(child.pid, 0.1)  # reaped: gone
+    running = subprocess.Popen(["sleep", "5"])
+    try:
+        assert not processes.wait_released(running.pid, 0.2)
+    finally:
+        running.kill()
+        running.wait()
