@@ -1,9 +1,10 @@
 """``pantau bench inference``: frames per second of the inference path against
 the bare model on the same frames, in the same run, per batch size.
 
-The pipeline side does everything a worker does with a message except the
-broker round trip: Avro decode, JPEG decode, detection, ROI and distancing,
-event building and Avro encode.
+The bare side runs the configured models (detector, face detector, mask
+classifier) on decoded frames. The pipeline side does everything a worker does
+with a message except the broker round trip: Avro decode, JPEG decode, the
+models, ROI and distancing, event building and Avro encode.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from inference.analysis import BatchDetector, Detector, FrameAnalyzer
+from inference.analysis import FrameAnalyzer
 from inference.decode import decode_jpeg
 from inference.events import build_detection_event
 from pantau.config import CameraConfig
@@ -49,15 +50,13 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _bare(detector: Detector, images: list[npt.NDArray[np.uint8]], size: int) -> float:
+def _bare(
+    analyzer: FrameAnalyzer, images: list[npt.NDArray[np.uint8]], size: int
+) -> float:
+    """The models alone on decoded images: detector, faces, masks."""
     started = time.perf_counter()
     for chunk in _chunks(images, size):
-        batch = list(chunk)
-        if isinstance(detector, BatchDetector):
-            detector.detect_batch(batch)
-        else:
-            for image in batch:
-                detector.detect(image)
+        analyzer.analyze_batch(chunk, [None] * len(chunk))
     return len(images) / (time.perf_counter() - started)
 
 
@@ -83,12 +82,11 @@ def _pipeline(
 
 
 def bench_inference(
-    detector: Detector,
+    analyzer: FrameAnalyzer,
     *,
     video: Path,
     frame_count: int,
     batch_sizes: Sequence[int],
-    distancing_threshold_m: float = 1.0,
 ) -> tuple[list[BatchFigures], str]:
     """Measure every batch size; returns the figures and a printable report."""
     images = load_frames(video, frame_count)
@@ -110,20 +108,19 @@ def bench_inference(
     camera = CameraConfig.model_validate(
         {"id": "bench", "source_url": str(video), "region": dict(_REGION)}
     )
-    analyzer = FrameAnalyzer(detector, distancing_threshold_m)
-    _bare(detector, images[:2], 1)  # warm-up: first calls allocate
+    _bare(analyzer, images[:2], 1)  # warm-up: first calls allocate
     figures = [
         BatchFigures(
             size,
-            _bare(detector, images, size),
+            _bare(analyzer, images, size),
             _pipeline(analyzer, camera, messages, size),
         )
         for size in batch_sizes
     ]
     lines = [
-        f"detector {detector.version}: {len(images)} frames of {video.name}, "
+        f"models {analyzer.model_versions}: {len(images)} frames of {video.name}, "
         f"{images[0].shape[1]}x{images[0].shape[0]} px",
-        f"{'batch':>5}  {'bare model fps':>15}  {'pipeline fps':>13}  ratio",
+        f"{'batch':>5}  {'bare models fps':>15}  {'pipeline fps':>13}  ratio",
     ]
     lines += [
         f"{f.batch_size:>5}  {f.bare_fps:>15.1f}  {f.pipeline_fps:>13.1f}  "

@@ -183,16 +183,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_bench_inference(args: argparse.Namespace) -> int:
     from inference.bench import bench_inference
-    from inference.detectors import build_detector
+    from inference.detectors import build_analyzer
 
     config = load(args)
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     _figures, report = bench_inference(
-        build_detector(config.pipeline.detector, config.cache_dir),
+        build_analyzer(config.pipeline, config.cache_dir),
         video=args.video,
         frame_count=args.frames,
         batch_sizes=sizes,
-        distancing_threshold_m=config.pipeline.distancing_threshold_m,
     )
     print(report)
     return 0

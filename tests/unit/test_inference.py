@@ -152,7 +152,7 @@ def test_inference_benchmark_reports_every_batch_size(
     detector: HogPeopleDetector,
 ) -> None:
     figures, report = bench_inference(
-        detector, video=VTEST, frame_count=4, batch_sizes=[1, 2]
+        FrameAnalyzer(detector, 1.0), video=VTEST, frame_count=4, batch_sizes=[1, 2]
     )
     assert [f.batch_size for f in figures] == [1, 2]
     assert all(f.bare_fps > 0 and f.pipeline_fps > 0 for f in figures)
