@@ -30,45 +30,74 @@ COUNTED_CLASSES = frozenset({"person", "bicycle", "car", "motorcycle", "bus", "t
 _jit_load = cast(Callable[..., torch.jit.ScriptModule], torch.jit.load)
 
 
-def select_device() -> tuple[torch.device, torch.dtype]:
-    """CUDA in fp16 when a GPU is present, else the CPU in fp32."""
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.float16
-    return torch.device("cpu"), torch.float32
+def select_device(
+    requested: str | torch.device | None = None,
+) -> tuple[torch.device, torch.dtype]:
+    """The `requested` device, or CUDA when a GPU is present, else the CPU; with
+    fp16 on CUDA (about twice as fast there) and fp32 elsewhere."""
+    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return device, torch.float16 if device.type == "cuda" else torch.float32
 
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How an image was fitted into the square model input."""
+    """How an image was scaled and padded into a square model input."""
 
     scale: float
-    pad_x: float
-    pad_y: float
+    pad_x_px: int
+    pad_y_px: int
 
     def to_image_px(
         self, boxes_xyxy: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
-        """Boxes in model-input pixels back to original-image pixels."""
-        out = boxes_xyxy.copy()
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale
-        return out
+        """Map boxes from model-input pixels to original-image pixels, in place;
+        returns `boxes_xyxy`."""
+        boxes_xyxy[:, [0, 2]] -= self.pad_x_px
+        boxes_xyxy[:, [1, 3]] -= self.pad_y_px
+        boxes_xyxy /= self.scale
+        return boxes_xyxy
+
+
+def fit_square(
+    image_bgr: npt.NDArray[np.uint8],
+    size_px: int,
+    *,
+    pad_value: int,
+    shrink_interpolation: int,
+) -> tuple[npt.NDArray[np.uint8], Letterbox]:
+    """Fit a BGR image into a ``size_px`` square BGR canvas filled with
+    ``pad_value``, centred, aspect kept.
+
+    Enlarging is bilinear, shrinking uses ``shrink_interpolation`` (an OpenCV flag).
+    """
+    height, width = image_bgr.shape[:2]
+    scale = size_px / max(height, width)
+    new_w = max(1, min(size_px, round(width * scale)))
+    new_h = max(1, min(size_px, round(height * scale)))
+    canvas = np.full((size_px, size_px, 3), pad_value, np.uint8)
+    pad_x, pad_y = (size_px - new_w) // 2, (size_px - new_h) // 2
+    if (new_w, new_h) == (width, height):
+        resized = image_bgr
+    else:
+        interpolation = shrink_interpolation if scale < 1.0 else cv2.INTER_LINEAR
+        resized = np.asarray(
+            cv2.resize(image_bgr, (new_w, new_h), interpolation=interpolation),
+            np.uint8,
+        )
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    return canvas, Letterbox(scale, pad_x, pad_y)
 
 
 def letterbox(
     image_bgr: npt.NDArray[np.uint8], size_px: int
 ) -> tuple[npt.NDArray[np.float32], Letterbox]:
-    """The image resized into a ``size_px`` square with grey padding, as an RGB
-    CHW float array in [0, 1]."""
-    height, width = image_bgr.shape[:2]
-    scale = min(size_px / width, size_px / height)
-    new_w, new_h = round(width * scale), round(height * scale)
-    resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((size_px, size_px, 3), 114, np.uint8)
-    pad_x, pad_y = (size_px - new_w) // 2, (size_px - new_h) // 2
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
+    """The image fitted into a ``size_px`` square with YOLO's grey padding, as an
+    RGB CHW float array in [0, 1]."""
+    canvas, placement = fit_square(
+        image_bgr, size_px, pad_value=114, shrink_interpolation=cv2.INTER_LINEAR
+    )
     chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0
-    return np.ascontiguousarray(chw), Letterbox(scale, pad_x, pad_y)
+    return np.ascontiguousarray(chw), placement
 
 
 def grouped_nms(

@@ -1,24 +1,16 @@
-"""What both face models share: where they run and how a failed load is reported."""
+"""What both face models share: how a model file is checked and a failed load
+reported."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from infra.models.faces_fetch import sha256_of
 from pantau.errors import ModelLoadError
 
-__all__ = ["FETCH_HINT", "ModelLoadError", "check_model_file", "pick_device"]
+__all__ = ["FETCH_HINT", "ModelLoadError", "check_model_file"]
 
 FETCH_HINT = "run `pantau models fetch` to download it into the cache"
-
-
-def pick_device(device: str | None) -> tuple[torch.device, torch.dtype]:
-    """CUDA with float16 when available (or asked for), else CPU with float32."""
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = torch.float16 if chosen.type == "cuda" else torch.float32
-    return chosen, dtype
 
 
 def check_model_file(path: Path, expected_sha256: str, what: str) -> None:

@@ -28,12 +28,8 @@ from onnx import numpy_helper
 from torch import nn
 from torch.nn import functional
 
-from inference.faces._runtime import (
-    FETCH_HINT,
-    ModelLoadError,
-    check_model_file,
-    pick_device,
-)
+from inference.faces._runtime import FETCH_HINT, ModelLoadError, check_model_file
+from inference.torch_backend import Letterbox, fit_square, select_device
 from infra.models.faces_fetch import (
     BLAZEFACE_BACK_256,
     BLAZEFACE_FILE_SHA256,
@@ -249,41 +245,14 @@ def anchor_centers() -> npt.NDArray[np.float32]:
     return np.concatenate(centers).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class Letterbox:
-    """How an image was scaled and padded into the square network input."""
-
-    scale: float
-    pad_x_px: int
-    pad_y_px: int
-
-    def to_image_px(self, boxes_xyxy_input_px: npt.NDArray[np.float32]) -> None:
-        """Map boxes from network-input pixels to original-image pixels, in place."""
-        boxes_xyxy_input_px[:, [0, 2]] -= self.pad_x_px
-        boxes_xyxy_input_px[:, [1, 3]] -= self.pad_y_px
-        boxes_xyxy_input_px /= self.scale
-
-
 def letterbox(
     image_bgr: npt.NDArray[np.uint8], size_px: int
 ) -> tuple[npt.NDArray[np.uint8], Letterbox]:
-    """Fit a BGR image into a black size x size square, centred, aspect kept."""
-    height, width = image_bgr.shape[:2]
-    scale = size_px / max(height, width)
-    new_w = max(1, min(size_px, round(width * scale)))
-    new_h = max(1, min(size_px, round(height * scale)))
-    canvas = np.zeros((size_px, size_px, 3), np.uint8)
-    pad_x, pad_y = (size_px - new_w) // 2, (size_px - new_h) // 2
-    if (new_w, new_h) == (width, height):
-        resized = image_bgr
-    else:
-        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-        resized = np.asarray(
-            cv2.resize(image_bgr, (new_w, new_h), interpolation=interpolation),
-            np.uint8,
-        )
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-    return canvas, Letterbox(scale, pad_x, pad_y)
+    """Fit a BGR image into a black size x size square, centred, aspect kept;
+    shrinking averages pixels (OpenCV's INTER_AREA)."""
+    return fit_square(
+        image_bgr, size_px, pad_value=0, shrink_interpolation=cv2.INTER_AREA
+    )
 
 
 def to_network_input(square_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -390,7 +359,7 @@ class FaceDetector:
                 f"min_score must be in (0, 1) and merge_iou in (0, 1], got "
                 f"{min_score} and {merge_iou}"
             )
-        self._device, self._dtype = pick_device(device)
+        self._device, self._dtype = select_device(device)
         net = BlazeFaceNet.from_onnx(model_path)
         self.net = net.to(self._device, self._dtype)
         self.input_size_px = net.input_size_px

@@ -25,12 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from inference.faces._runtime import (
-    FETCH_HINT,
-    ModelLoadError,
-    check_model_file,
-    pick_device,
-)
+from inference.faces._runtime import FETCH_HINT, ModelLoadError, check_model_file
+from inference.torch_backend import select_device
 from infra.models.faces_fetch import (
     MASK_MODEL_FILE,
     MASK_MODEL_SHA256,
@@ -286,7 +282,7 @@ class MaskClassifier:
         check_model_file(model_path, MASK_MODEL_SHA256, "mask classifier")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._device, self._dtype = pick_device(device)
+        self._device, self._dtype = select_device(device)
         self.net = MaskNet.from_keras_h5(model_path).to(self._device, self._dtype)
         # On a CPU, batches beyond a few crops were slower per crop (2 cores: 20 ms
         # per crop at 4, 45 ms at 23), the activations outgrowing the caches.

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from inference.detections import FrameDetections
 from inference.models.tfjs_graph import TfjsGraph, load_tfjs_graph
 from inference.models.tfjs_torch import TfjsGraphModule, resize_bilinear_nhwc
-from inference.torch_backend import grouped_nms
+from inference.torch_backend import grouped_nms, select_device
 from pantau.config import COCO_CLASSES
 
 log = logging.getLogger("pantau.inference.nanodet")
@@ -141,11 +141,7 @@ class NanoDetDetector:
                 "expected 0 <= score_threshold < 1 and 0 < iou_threshold <= 1, got "
                 f"{score_threshold} and {iou_threshold}"
             )
-        self._device = torch.device(
-            device or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        # fp16 on GPUs, where it is about twice as fast; fp32 on CPUs.
-        self._dtype = torch.float16 if self._device.type == "cuda" else torch.float32
+        self._device, self._dtype = select_device(device)
         self.model = NanoDet.from_model_json(model_json).eval()
         self.model.to(device=self._device, dtype=self._dtype)
         self._class_ids = torch.tensor(

@@ -22,7 +22,7 @@ import pytest
 from inference.faces import FaceDetector, MaskClassifier, ModelLoadError
 from inference.faces.blazeface import decode
 from inference.faces.mask_classifier import CROP_GROW, square_crop
-from infra.models import faces_fetch
+from infra.models import faces_fetch, fetch
 from infra.models.faces_fetch import (
     BLAZEFACE_FRONT_128,
     ModelFetchError,
@@ -333,3 +333,7 @@ def test_fetch_is_idempotent() -> None:
     assert sorted(p.name for p in first.iterdir()) == sorted(
         faces_fetch.BLAZEFACE_FILE_SHA256
     )
+
+
+def test_both_fetch_modules_raise_one_error_class() -> None:
+    assert fetch.ModelFetchError is faces_fetch.ModelFetchError

@@ -9,12 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from inference.detectors import build_detector
-from inference.torch_backend import decode_yolo, grouped_nms, letterbox
+from inference.torch_backend import (
+    decode_yolo,
+    fit_square,
+    grouped_nms,
+    letterbox,
+    select_device,
+)
 from pantau.config import DetectorConfig
 from pantau.errors import ModelLoadError
 
@@ -45,6 +52,38 @@ def test_letterbox_fits_and_maps_back() -> None:
     assert chw.shape == (3, 640, 640)
     back = box.to_image_px(np.array([[0, 80, 640, 560]], np.float32))
     np.testing.assert_allclose(back, [[0, 0, 768, 576]], atol=1)
+
+
+def test_fit_square_centres_the_image_on_the_padding() -> None:
+    image = np.full((10, 40, 3), 200, np.uint8)
+    canvas, placement = fit_square(
+        image, 20, pad_value=7, shrink_interpolation=cv2.INTER_AREA
+    )
+    assert canvas.shape == (20, 20, 3)
+    # 40x10 shrinks to 20x5, 15 rows of padding: 7 above, 8 below.
+    assert (placement.scale, placement.pad_x_px, placement.pad_y_px) == (0.5, 0, 7)
+    assert (canvas[7:12] == 200).all()
+    assert (canvas[:7] == 7).all() and (canvas[12:] == 7).all()
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        ("cpu", (torch.device("cpu"), torch.float32)),
+        (torch.device("cpu"), (torch.device("cpu"), torch.float32)),
+        ("cuda", (torch.device("cuda"), torch.float16)),
+        ("cuda:0", (torch.device("cuda", 0), torch.float16)),
+    ],
+)
+def test_select_device_runs_cuda_in_fp16_and_else_fp32(
+    requested: str | torch.device, expected: tuple[torch.device, torch.dtype]
+) -> None:
+    assert select_device(requested) == expected
+
+
+def test_select_device_defaults_to_what_is_present() -> None:
+    device, _ = select_device()
+    assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
