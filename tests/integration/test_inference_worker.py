@@ -128,3 +128,66 @@ def test_frames_become_events_and_poison_goes_to_dead_letter(
         probe.close()
     assert [max(0, tp.offset) for tp in committed] == ends
     assert tracker.delivered == 5  # event, annotated frame, three dead letters
+
+
+def test_two_workers_in_one_group_publish_each_frame_once(
+    kafka_broker: EmbeddedKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config = make_config(bootstrap, topic_prefix, tmp_path)
+    second = config.cameras[0].model_copy(update={"id": "cam-2"})
+    config = config.model_copy(
+        update={
+            "cameras": [config.cameras[0], second],
+            "pipeline": config.pipeline.model_copy(
+                update={
+                    "detector": config.pipeline.detector.model_copy(
+                        update={"kind": "hog"}
+                    ),
+                    "faces": config.pipeline.faces.model_copy(
+                        update={"enabled": False}
+                    ),
+                }
+            ),
+        }
+    )
+    endpoints = Endpoints(bootstrap, "http://127.0.0.1:1")
+    stop = threading.Event()
+    workers = [build_inference_worker(config, endpoints, stop)[0] for _ in range(2)]
+    threads = [threading.Thread(target=worker.run) for worker in workers]
+    for thread in threads:
+        thread.start()
+
+    capture = cv2.VideoCapture(str(VTEST))
+    ok, image = capture.read()
+    capture.release()
+    assert ok
+    jpeg, _ = fit_jpeg(np.asarray(image, np.uint8), 640, 80, 1_000_000)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    frames_topic = topic_name(config.kafka, FRAMES)
+    for seq in range(12):
+        camera = "cam-1" if seq % 2 else "cam-2"
+        producer.produce(
+            frames_topic, key=camera.encode(), value=frame_message(camera, seq, jpeg)
+        )
+    assert producer.flush(10) == 0
+    try:
+        events = read_all(
+            bootstrap, topic_name(config.kafka, DETECTIONS), "detection_event", 12
+        )
+        # Give a wrongly duplicated event a few seconds to show up.
+        events = read_until(
+            bootstrap,
+            topic_name(config.kafka, DETECTIONS),
+            "detection_event",
+            lambda got: len(got) > 12,
+            timeout_s=4.0,
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    ids = [event["event_id"] for _, event in events]
+    assert len(ids) == 12
+    assert len(set(ids)) == 12
+    assert sum(worker.events_published for worker in workers) == 12
