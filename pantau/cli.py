@@ -267,6 +267,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 1 if check.problems else 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    from infra.embedded import resolve_bootstrap
+    from stream_apps.event_tools import replay, tail
+
+    config = load(args)
+    bootstrap = resolve_bootstrap(config)
+    if args.action == "replay":
+        count = replay(config.kafka, bootstrap, args.target)
+        print(f"published {count} detection event(s) from {args.target}")
+        return 0
+    tail(
+        config.kafka,
+        bootstrap,
+        str(args.target),
+        sys.stdout,
+        from_beginning=args.from_beginning,
+        max_messages=args.max,
+        idle_timeout_s=args.idle_timeout,
+    )
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau.clickhouse import connect
@@ -381,6 +403,24 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("camera")
     calibrate.add_argument("--out", type=Path, help="picture to write (PNG)")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    events = commands.add_parser(
+        "events", help="replay detection events from JSON lines; tail any topic"
+    )
+    events_sub = events.add_subparsers(dest="action", required=True)
+    replay = events_sub.add_parser(
+        "replay", help="publish detection events given as JSON lines"
+    )
+    replay.add_argument("target", type=Path, metavar="FILE.jsonl")
+    replay.set_defaults(func=cmd_events)
+    tail = events_sub.add_parser("tail", help="print decoded messages of a topic")
+    tail.add_argument("target", metavar="TOPIC")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after N messages")
+    tail.add_argument(
+        "--idle-timeout", type=float, help="stop after SECONDS without a message"
+    )
+    tail.set_defaults(func=cmd_events)
 
     bench = commands.add_parser("bench", help="measure throughput against a baseline")
     bench_sub = bench.add_subparsers(dest="target", required=True)
