@@ -130,20 +130,23 @@ def process_args(pid: int) -> list[str]:
 
 
 def wait_released(pid: int, timeout_s: float) -> bool:
-    """Wait until `pid` has finished exiting (gone, or a zombie), so that its
-    sockets are closed; return whether it had within `timeout_s`.
+    """Wait until `pid` has finished exiting (gone, or a zombie whose threads
+    have all ended), so that its sockets are closed; return whether it had
+    within `timeout_s`.
 
     A killed process stops showing its command line before the kernel has closed
-    its files, so a port can still be bound for a moment after that.
+    its files, and the main thread of a multi-threaded process (a JVM) turns
+    zombie while its other threads still hold them.
     """
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
+            threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
         except (FileNotFoundError, ProcessLookupError):
             return True
         # The state letter follows the parenthesised command name.
-        if stat.rpartition(")")[2].split()[:1] == ["Z"]:
+        if stat.rpartition(")")[2].split()[:1] == ["Z"] and threads <= 1:
             return True
         if time.monotonic() >= deadline:
             return False
