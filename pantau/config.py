@@ -700,6 +700,13 @@ class PipelineConfig(_Section):
     window_size_s: int = Field(
         default=900, ge=60, le=86_400, description="Aggregation window in seconds."
     )
+    window_grace_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How long after a window's end (in event time) events are "
+        "still counted; then the window is final and later events are late.",
+    )
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
         description="The people and vehicle detector used by inference.",

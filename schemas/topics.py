@@ -53,6 +53,14 @@ DETECTIONS = TopicSpec(
     retention_ms=7 * DAY_MS,
     summary="one detection event per analysed frame",
 )
+LATE_EVENTS = TopicSpec(
+    name="pantau.late-events",
+    record_type="detection_event",
+    key="camera id",
+    cleanup_policy="delete",
+    retention_ms=7 * DAY_MS,
+    summary="detection events that arrived after their window closed",
+)
 WINDOWS = TopicSpec(
     name="pantau.windows",
     record_type="window_aggregate",
@@ -90,6 +98,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     FRAMES,
     ANNOTATED_FRAMES,
     DETECTIONS,
+    LATE_EVENTS,
     WINDOWS,
     CAMERA_STATUS,
     ALERTS,

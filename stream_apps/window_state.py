@@ -93,3 +93,36 @@ def apply_event(state: WindowState, event: DetectionEvent, updated_at_ms: int) -
         aggregate["last_captured_at_ms"], event["captured_at_ms"]
     )
     return True
+
+
+class PartitionClock(TypedDict):
+    """Event-time progress of one input partition: the latest capture time seen
+    and the windows that are still open."""
+
+    watermark_ms: int
+    open_keys: list[str]
+
+
+def new_clock() -> PartitionClock:
+    """The clock of a partition that has seen nothing."""
+    return {"watermark_ms": 0, "open_keys": []}
+
+
+def clock_key(partition: int) -> str:
+    """Key of a partition's clock in the window table."""
+    return f"__clock__:{partition}"
+
+
+def is_closed(window_end_ms: int, grace_ms: int, watermark_ms: int) -> bool:
+    """A window closes once the partition's event time is ``grace_ms`` past its
+    end: later events for it are late."""
+    return window_end_ms + grace_ms <= watermark_ms
+
+
+def finalize(state: WindowState, updated_at_ms: int) -> WindowAggregate:
+    """Mark a window final with one more revision; returns its last aggregate."""
+    aggregate = state["aggregate"]
+    aggregate["is_final"] = True
+    aggregate["revision"] += 1
+    aggregate["updated_at_ms"] = updated_at_ms
+    return aggregate

@@ -21,7 +21,7 @@ from pantau.kafka import topic_name
 from schemas.codec import AvroCodec
 from schemas.records import DetectionEvent
 from schemas.registry import LocalResolver
-from schemas.topics import DEAD_LETTER, DETECTIONS, WINDOWS
+from schemas.topics import DEAD_LETTER, DETECTIONS, LATE_EVENTS, WINDOWS
 from tests.conftest import VTEST, make_config
 from tests.kafka_io import Keyed, read_until
 from tests.records import detection_event
@@ -170,6 +170,33 @@ def test_windows_count_each_event_once_across_a_restart(
     assert frames_by_window(latest) == {window_a: 4, window_b: 3}, log_path.read_text()
     assert latest[f"CAMERA:cam-1:{window_a}".encode()]["people_sum"] == 14
     assert max(record["frames"] for record in every) == 4
+
+    # Event time moves hours on: windows A and B close, a last message says so,
+    # and an event that still arrives for A is routed to the late-events topic.
+    worker = start_worker(config_path, log_path)
+    try:
+        send(detection_event("e8", T0 + 3 * 3_600_000, 1))
+        latest, _ = latest_windows(
+            bootstrap,
+            windows_topic,
+            lambda got: sum(w["is_final"] for w in got.values()) >= 2,
+        )
+        send(detection_event("e9", window_a + 50, 7))
+        late = read_until(
+            bootstrap,
+            topic_name(config.kafka, LATE_EVENTS),
+            "detection_event",
+            lambda got: len(got) >= 1,
+            30,
+        )
+    finally:
+        assert stop_worker(worker) == 0, log_path.read_text()
+    final_a = latest[f"CAMERA:cam-1:{window_a}".encode()]
+    assert final_a["is_final"]
+    assert final_a["frames"] == 4
+    assert final_a["revision"] == 5
+    assert latest[f"CAMERA:cam-1:{window_b}".encode()]["is_final"]
+    assert [event["event_id"] for _, event in late] == ["e9"]
 
     [(_, dead)] = read_until(
         bootstrap,

@@ -11,7 +11,10 @@ from stream_apps.window_state import (
     WindowState,
     apply_event,
     camera_window_key,
+    finalize,
+    is_closed,
     new_camera_window,
+    new_clock,
     window_start_ms,
 )
 from tests.records import detection_event
@@ -105,3 +108,16 @@ def test_shuffled_stream_with_duplicates_matches_independent_totals() -> None:
         for state in states.values()
     }
     assert got == expected
+
+
+def test_windows_close_after_the_grace_and_finalize_once_more() -> None:
+    end = T0 + SIZE_MS
+    assert not is_closed(end, 60_000, end + 59_999)
+    assert is_closed(end, 60_000, end + 60_000)
+    state = new_camera_window(event("a", T0 + 5, 2), SIZE_MS)
+    apply_event(state, event("a", T0 + 5, 2), updated_at_ms=1)
+    final = finalize(state, updated_at_ms=2)
+    assert final["is_final"]
+    assert final["revision"] == 2
+    assert final["frames"] == 1
+    assert new_clock() == {"watermark_ms": 0, "open_keys": []}
