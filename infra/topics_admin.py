@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -69,5 +70,16 @@ def ensure_topics(
                     raise TopicSetupError(
                         f"cannot create topic {name}: {kafka_error.str()}"
                     ) from error
-    metadata = admin.list_topics(timeout=timeout_s).topics
-    return {name: len(metadata[name].partitions) for name in wanted if name in metadata}
+    # A topic just created reaches the metadata of every broker a moment later.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=timeout_s).topics
+        absent = sorted(name for name in wanted if name not in metadata)
+        if not absent:
+            return {name: len(metadata[name].partitions) for name in wanted}
+        if time.monotonic() > deadline:
+            raise TopicSetupError(
+                f"topics missing from the broker's metadata {timeout_s:.0f} s after "
+                f"they were created: {', '.join(absent)}; check the broker's log"
+            )
+        time.sleep(0.2)

@@ -707,6 +707,41 @@ class PipelineConfig(_Section):
         description="How long after a window's end (in event time) events are "
         "still counted; then the window is final and later events are late.",
     )
+    window_hop_s: int = Field(
+        default=60,
+        ge=1,
+        le=86_400,
+        description="Rolling windows advance by this step; window_size_s must be "
+        "a multiple. Lateness is judged per step: an event is late once event time "
+        "is window_grace_s past the end of its step.",
+    )
+    rolling_windows: bool = Field(
+        default=True,
+        description="Also publish rolling windows of window_size_s every "
+        "window_hop_s, once each, when final.",
+    )
+    window_heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Longest wall-clock wait between two watermarks a detections "
+        "partition sends to the region stage while it has events.",
+    )
+    window_idle_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        description="A detections partition silent this long (wall clock) stops "
+        "holding region windows open.",
+    )
+    window_future_tolerance_s: int = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="Events captured further than this in the future (a camera "
+        "with a wrong clock) go to the dead-letter topic instead of closing "
+        "every open window.",
+    )
     detector: DetectorConfig = Field(
         default_factory=DetectorConfig,
         description="The people and vehicle detector used by inference.",
@@ -749,6 +784,16 @@ class PipelineConfig(_Section):
         le=60,
         description="Longest wait before a partial batch is inserted.",
     )
+
+    @model_validator(mode="after")
+    def _hop_divides_window(self) -> PipelineConfig:
+        if self.window_size_s % self.window_hop_s:
+            raise ValueError(
+                "window_size_s must be a multiple of window_hop_s: expected "
+                f"window_size_s % window_hop_s == 0, got {self.window_size_s} % "
+                f"{self.window_hop_s} = {self.window_size_s % self.window_hop_s}"
+            )
+        return self
 
 
 class PantauConfig(_Section):

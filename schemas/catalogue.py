@@ -26,6 +26,8 @@ RECORD_TYPES: tuple[str, ...] = (
     "camera_status",
     "alert",
     "dead_letter",
+    "mobility",
+    "compliance",
 )
 
 

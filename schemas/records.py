@@ -124,6 +124,43 @@ class DeadLetter(TypedDict):
     original_value: bytes | None
 
 
+class MobilityWindow(TypedDict):
+    scope_level: ScopeLevel
+    scope_id: str
+    region: Region
+    window_kind: WindowKind
+    window_start_ms: int
+    window_end_ms: int
+    revision: int
+    is_final: bool
+    frames: int
+    people_avg: float
+    people_max: int
+    vehicles_avg: dict[str, float]
+    vehicles_total: dict[str, int]
+    vehicles_avg_all: float
+
+
+class ComplianceWindow(TypedDict):
+    scope_level: ScopeLevel
+    scope_id: str
+    region: Region
+    window_kind: WindowKind
+    window_start_ms: int
+    window_end_ms: int
+    revision: int
+    is_final: bool
+    frames: int
+    faces: int
+    masked: int
+    unmasked: int
+    compliance_ratio: float | None
+    people: int
+    violators: int
+    violation_ratio: float | None
+    uncalibrated_share: float
+
+
 RECORD_SHAPES: dict[str, type] = {
     "frame": Frame,
     "detection_event": DetectionEvent,
@@ -131,4 +168,6 @@ RECORD_SHAPES: dict[str, type] = {
     "camera_status": CameraStatus,
     "alert": Alert,
     "dead_letter": DeadLetter,
+    "mobility": MobilityWindow,
+    "compliance": ComplianceWindow,
 }

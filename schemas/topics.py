@@ -23,6 +23,7 @@ class TopicSpec:
     cleanup_policy: Literal["delete", "compact"]
     retention_ms: int | None
     summary: str
+    encoding: Literal["avro", "json"] = "avro"
 
     def full_name(self, prefix: str = "") -> str:
         """The name on the broker, with the deployment's prefix."""
@@ -64,10 +65,36 @@ LATE_EVENTS = TopicSpec(
 WINDOWS = TopicSpec(
     name="pantau.windows",
     record_type="window_aggregate",
-    key="'<scope_level>:<scope_id>:<window_start_ms>'",
+    key="'<scope_level>:<scope_id>:<window_kind>:<window_start_ms>'",
     cleanup_policy="compact",
     retention_ms=None,
     summary="running and final window aggregates; latest revision per key wins",
+)
+MOBILITY = TopicSpec(
+    name="pantau.mobility",
+    record_type="mobility",
+    key="'<scope_level>:<scope_id>:<window_kind>:<window_start_ms>'",
+    cleanup_policy="compact",
+    retention_ms=None,
+    summary="people and vehicles per window, camera and region; latest revision wins",
+)
+COMPLIANCE = TopicSpec(
+    name="pantau.compliance",
+    record_type="compliance",
+    key="'<scope_level>:<scope_id>:<window_kind>:<window_start_ms>'",
+    cleanup_policy="compact",
+    retention_ms=None,
+    summary="mask compliance and distancing per window; latest revision wins",
+)
+WINDOWS_REPARTITION = TopicSpec(
+    name="pantau.windows-regions",
+    record_type="region_partial",
+    key="'<scope_level>:<scope_id>:<window_kind>:<window_start_ms>' or '__watermark__'",
+    cleanup_policy="delete",
+    retention_ms=DAY_MS,
+    summary="internal: the windows app's re-keying from camera partitions to "
+    "regions (JSON)",
+    encoding="json",
 )
 CAMERA_STATUS = TopicSpec(
     name="pantau.camera-status",
@@ -100,6 +127,9 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DETECTIONS,
     LATE_EVENTS,
     WINDOWS,
+    MOBILITY,
+    COMPLIANCE,
+    WINDOWS_REPARTITION,
     CAMERA_STATUS,
     ALERTS,
     DEAD_LETTER,
