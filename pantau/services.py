@@ -37,6 +37,7 @@ from schemas.topics import (
     DETECTIONS,
     FRAMES,
     WINDOWS,
+    WINDOWS_REPARTITION,
 )
 from stream_apps.clickhouse_tables import ensure_tables
 
@@ -207,20 +208,43 @@ def run_inference(
     tracker.flush(60.0)
 
 
-def run_windows(config: PantauConfig, endpoints: Endpoints) -> None:
+def run_windows(
+    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+) -> None:
     """Run the faust windows app as a worker until SIGINT/SIGTERM."""
     import faust
 
     from stream_apps.windows import create_app
 
     partitions = ensure_topics(config.kafka, endpoints.bootstrap_servers)
+    detections = partitions[topic_name(config.kafka, DETECTIONS)]
+    repartition_topic = topic_name(config.kafka, WINDOWS_REPARTITION)
+    if partitions[repartition_topic] != detections:
+        raise UsageError(
+            f"topic {repartition_topic} must have as many partitions as the "
+            f"detections topic: expected {detections}, got "
+            f"{partitions[repartition_topic]}; add partitions to it with "
+            "kafka-topics.sh --alter before starting the windows app"
+        )
+    # The group session follows the clients' own setting when one is given.
+    session_ms = config.kafka.client_properties.get("session.timeout.ms", "10000")
     app = create_app(
         config,
         endpoints.bootstrap_servers,
         make_resolver(config.kafka),
-        partitions[topic_name(config.kafka, DETECTIONS)],
+        detections,
+        session_timeout_s=float(str(session_ms)) / 1000,
     )
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    _serve_metrics(metrics_port)
+    # Keep Pantau's own log set-up: faust's would replace the root handler and
+    # hide every pantau line below WARNING, the consumer-seek warnings included.
+    worker = faust.Worker(
+        app,
+        loglevel="WARNING",
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
     worker.spinner = None  # its terminal escape codes garble `pantau up` output
     log.info("windows worker starting app=%s", app.conf.id)
     worker.execute_from_commandline()

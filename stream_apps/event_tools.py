@@ -107,7 +107,11 @@ def tail(
     ``idle_timeout_s`` without a message, or Ctrl-C; returns how many."""
     spec = topic_spec(kafka, name)
     topic = topic_name(kafka, spec)
-    codec = AvroCodec(topic, spec.record_type, make_resolver(kafka))
+    codec = (
+        AvroCodec(topic, spec.record_type, make_resolver(kafka))
+        if spec.encoding == "avro"
+        else None
+    )
     consumer = Consumer(
         consumer_config(kafka, bootstrap, "pantau-events-tail", "pantau-events-tail")
     )
@@ -136,9 +140,13 @@ def tail(
                 continue
             last_message = time.monotonic()
             key = (message.key() or b"").decode(errors="replace")
+            value: Any
             try:
-                value: Any = _json_ready(codec.decode(message.value()))
-            except MessageDecodeError as error:
+                if codec is None:
+                    value = json.loads(message.value() or b"null")
+                else:
+                    value = _json_ready(codec.decode(message.value()))
+            except (MessageDecodeError, ValueError) as error:
                 value = {"undecodable": str(error)}
             line = {
                 "topic": topic,

@@ -1,19 +1,25 @@
-"""The faust-streaming app that keeps event-time windows per camera.
+"""The faust-streaming app that keeps event-time windows per camera and region.
 
-Detection events arrive keyed by camera id. Each event is counted into its
-15-minute tumbling window (by capture time) in a changelog-backed table; every
-change is published to the windows topic with a higher revision, from where the
-sink lands it in ClickHouse. Each input partition keeps an event-time clock: once
-its latest capture time is ``window_grace_s`` past a window's end, the window is
-published a last time with ``is_final`` and dropped from the table, and events
-that still arrive for it go to the late-events topic.
+Two agents, each with a changelog-backed table:
+
+- ``count_windows`` reads the detections topic (keyed by camera) and runs
+  ``camera_windows`` on each partition: camera windows go straight to the result
+  topics, region partials and watermarks to the repartition topic;
+- ``sum_regions`` reads the repartition topic (keyed by region window) and runs
+  ``region_windows``: region windows go to the result topics.
+
+Every window change is published three ways: the full aggregate on the windows
+topic (landed in ClickHouse by the sink), and its mobility and compliance views
+on their topics for downstream systems.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
-from typing import cast
+from typing import Any, cast
 
 import faust
 from prometheus_client import Counter
@@ -22,30 +28,44 @@ from pantau.config import PantauConfig
 from pantau.dead_letter import dead_letter_record
 from pantau.kafka import topic_name
 from schemas.codec import AvroCodec, MessageDecodeError
-from schemas.records import DetectionEvent
+from schemas.records import DetectionEvent, WindowAggregate
 from schemas.registry import SchemaResolver
-from schemas.topics import DEAD_LETTER, DETECTIONS, LATE_EVENTS, WINDOWS
-from stream_apps.window_state import (
-    PartitionClock,
-    WindowState,
-    apply_event,
-    camera_window_key,
-    clock_key,
-    finalize,
-    is_closed,
-    new_camera_window,
-    new_clock,
-    window_start_ms,
+from schemas.topics import (
+    COMPLIANCE,
+    DEAD_LETTER,
+    DETECTIONS,
+    LATE_EVENTS,
+    MOBILITY,
+    WINDOWS,
+    WINDOWS_REPARTITION,
 )
+from stream_apps.camera_windows import CameraWindows, PartialMessage, WatermarkMessage
+from stream_apps.offset_guard import OffsetGuard
+from stream_apps.region_windows import RegionWindows
+from stream_apps.results import compliance_of, mobility_of
+from stream_apps.tally import aggregate_key
+from stream_apps.window_settings import WindowSettings
 
 log = logging.getLogger("pantau.stream_apps.windows")
 
-LATE_COUNT = Counter(
-    "pantau_windows_late_events_total",
-    "Detection events for windows already closed, routed to the late-events topic",
+EVENTS = Counter(
+    "pantau_windows_events_total",
+    "Detection events read by the windows app, by outcome",
+    ["outcome"],
+)
+LATE_PARTIALS = Counter(
+    "pantau_windows_late_partials_total",
+    "Region partials that arrived after their region window closed",
 )
 
 APP_ID = "pantau-windows"
+WATERMARK_KEY = b"__watermark__"
+
+
+async def await_all(futures: list[Any]) -> None:
+    """Wait until Kafka has acknowledged every send."""
+    if futures:
+        await asyncio.gather(*futures)
 
 
 def create_app(
@@ -57,15 +77,18 @@ def create_app(
     session_timeout_s: float = 10.0,
 ) -> faust.App:
     """The windows app, wired to the configured topics; ``partitions`` must equal
-    the detections topic's partition count."""
+    the detections topic's partition count (the repartition topic has as many)."""
     kafka = config.kafka
-    size_ms = config.pipeline.window_size_s * 1000
-    grace_ms = config.pipeline.window_grace_s * 1000
+    settings = WindowSettings.from_pipeline(config.pipeline, partitions)
+    datadir = config.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{kafka.topic_prefix}{APP_ID}",
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         broker_credentials=None,
         store="memory://",
+        # faust keeps a small data folder even for in-memory tables.
+        datadir=str(datadir),
         web_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=kafka.replication_factor,
@@ -78,115 +101,208 @@ def create_app(
         producer_acks=-1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
-        # The window table's changelog is JSON; the pipeline topics say "raw".
+        # The tables' changelogs are JSON; the pipeline topics say "raw".
         key_serializer="json",
         value_serializer="json",
     )
-    detections_codec = AvroCodec(
-        topic_name(kafka, DETECTIONS), "detection_event", resolver
-    )
-    windows_codec = AvroCodec(topic_name(kafka, WINDOWS), "window_aggregate", resolver)
-    dead_letter_codec = AvroCodec(
-        topic_name(kafka, DEAD_LETTER), "dead_letter", resolver
-    )
-    detections_topic = app.topic(
-        detections_codec.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-    windows_topic = app.topic(
-        windows_codec.topic, key_serializer="raw", value_serializer="raw"
-    )
-    late_topic = app.topic(
-        topic_name(kafka, LATE_EVENTS), key_serializer="raw", value_serializer="raw"
-    )
-    dead_letter_topic = app.topic(
-        dead_letter_codec.topic, key_serializer="raw", value_serializer="raw"
-    )
-    table = app.Table(
-        "camera-windows",
-        default=None,
-        partitions=partitions,
-        key_type=str,
-    )
+    codecs = {
+        spec.name: AvroCodec(topic_name(kafka, spec), spec.record_type, resolver)
+        for spec in (DETECTIONS, WINDOWS, MOBILITY, COMPLIANCE, DEAD_LETTER)
+    }
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+
+    detections_topic = raw_topic(topic_name(kafka, DETECTIONS))
+    repartition_topic = raw_topic(topic_name(kafka, WINDOWS_REPARTITION))
+    late_topic = raw_topic(topic_name(kafka, LATE_EVENTS))
+    dead_letter_topic = raw_topic(topic_name(kafka, DEAD_LETTER))
+    results = [
+        (raw_topic(topic_name(kafka, spec)), codecs[spec.name], view)
+        for spec, view in (
+            (WINDOWS, None),
+            (MOBILITY, mobility_of),
+            (COMPLIANCE, compliance_of),
+        )
+    ]
+    camera_table = app.Table("camera-windows", default=None, partitions=partitions)
+    region_table = app.Table("region-windows", default=None, partitions=partitions)
+    cameras = CameraWindows(settings, camera_table)
+    regions = RegionWindows(settings, region_table)
+
+    async def publish(aggregate: WindowAggregate) -> list[Any]:
+        """Send one window to the three result topics; returns the delivery
+        futures."""
+        key = aggregate_key(aggregate).encode()
+        futures = []
+        for topic, codec, view in results:
+            record: Any = aggregate if view is None else view(aggregate)
+            futures.append(await topic.send(key=key, value=codec.encode(record)))
+        return futures
+
+    async def dead_letter(
+        event_msg: faust.EventT[Any], error_type: str, reason: str
+    ) -> Any:
+        """Send the message to the dead-letter topic; returns the delivery
+        future."""
+        message = event_msg.message
+        log.warning(
+            "dead-lettering message topic=%s partition=%s offset=%s reason=%s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        record = dead_letter_record(
+            "windows",
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            key=cast(bytes | None, event_msg.key),
+            value=cast(bytes | None, event_msg.value),
+            error_type=error_type,
+            reason=reason,
+        )
+        return await dead_letter_topic.send(
+            key=cast(bytes | None, event_msg.key),
+            value=codecs[DEAD_LETTER.name].encode(record),
+        )
+
+    guard = OffsetGuard(app.consumer)
 
     @app.agent(detections_topic)
     async def count_windows(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():
+            message = event_msg.message
+            partition, offset = message.partition, message.offset
+            expected = cameras.next_offset(partition)
+            if not await guard.in_order(message.tp, offset, expected):
+                continue
             raw = cast(bytes | None, event_msg.value)
             try:
-                event = cast(DetectionEvent, detections_codec.decode(raw))
+                event = cast(DetectionEvent, codecs[DETECTIONS.name].decode(raw))
             except MessageDecodeError as error:
-                message = event_msg.message
-                log.warning(
-                    "dead-lettering detection event partition=%s offset=%s reason=%s",
-                    message.partition,
-                    message.offset,
-                    error,
+                EVENTS.labels("bad-schema").inc()
+                await await_all(
+                    [await dead_letter(event_msg, "bad-schema", str(error))]
                 )
-                record = dead_letter_record(
-                    "windows",
-                    source_topic=message.topic,
-                    source_partition=message.partition,
-                    source_offset=message.offset,
-                    key=cast(bytes | None, event_msg.key),
-                    value=raw,
-                    error_type="bad-schema",
-                    reason=str(error),
-                )
-                await dead_letter_topic.send(
-                    key=cast(bytes | None, event_msg.key),
-                    value=dead_letter_codec.encode(record),
-                )
+                cameras.acknowledge(partition, offset)
                 continue
-            partition = event_msg.message.partition
-            clock = cast(PartitionClock | None, table.get(clock_key(partition)))
-            clock = clock or new_clock()
-            start_ms = window_start_ms(event["captured_at_ms"], size_ms)
-            if is_closed(start_ms + size_ms, grace_ms, clock["watermark_ms"]):
-                LATE_COUNT.inc()
+            now_ms = int(time.time() * 1000)
+            out = cameras.on_event(partition, offset, event, now_ms)
+            EVENTS.labels(out.outcome).inc()
+            log.debug(
+                "event partition=%s offset=%s expected=%s outcome=%s "
+                "captured_at_ms=%s windows=%s partials=%s watermark=%s",
+                partition,
+                offset,
+                expected,
+                out.outcome,
+                event["captured_at_ms"],
+                len(out.windows),
+                len(out.partials),
+                None if out.watermark is None else out.watermark["watermark_ms"],
+            )
+            futures = []
+            if out.outcome == "late":
                 log.info(
-                    "late event routed camera=%s captured_at_ms=%s watermark_ms=%s",
+                    "late event routed camera=%s captured_at_ms=%s",
                     event["camera_id"],
                     event["captured_at_ms"],
-                    clock["watermark_ms"],
                 )
-                await late_topic.send(key=cast(bytes | None, event_msg.key), value=raw)
-                continue
-            key = camera_window_key(event["camera_id"], start_ms)
-            state = cast(WindowState | None, table.get(key))
-            if state is None:
-                state = new_camera_window(event, size_ms)
-            now_ms = int(time.time() * 1000)
-            if apply_event(state, event, now_ms):
-                table[key] = state
-                await windows_topic.send(
-                    key=key.encode(), value=windows_codec.encode(state["aggregate"])
-                )
-                if key not in clock["open_keys"]:
-                    clock["open_keys"].append(key)
-            else:
-                log.debug("duplicate event ignored event_id=%s", event["event_id"])
-            clock["watermark_ms"] = max(clock["watermark_ms"], event["captured_at_ms"])
-            for open_key in list(clock["open_keys"]):
-                open_state = cast(WindowState | None, table.get(open_key))
-                if open_state is not None and not is_closed(
-                    open_state["aggregate"]["window_end_ms"],
-                    grace_ms,
-                    clock["watermark_ms"],
-                ):
-                    continue
-                clock["open_keys"].remove(open_key)
-                if open_state is not None:
-                    final = finalize(open_state, now_ms)
-                    await windows_topic.send(
-                        key=open_key.encode(), value=windows_codec.encode(final)
+                futures.append(
+                    await late_topic.send(
+                        key=cast(bytes | None, event_msg.key), value=raw
                     )
-                    del table[open_key]
-            table[clock_key(partition)] = clock
+                )
+            elif out.outcome == "future":
+                futures.append(
+                    await dead_letter(
+                        event_msg,
+                        "future-capture-time",
+                        "capture time too far in the future: expected at most "
+                        f"{settings.future_tolerance_ms} ms after now_ms={now_ms}, "
+                        f"got captured_at_ms={event['captured_at_ms']}; check the "
+                        "camera's or sampler's clock",
+                    )
+                )
+            for aggregate in out.windows:
+                futures += await publish(aggregate)
+            for key, partial in out.partials:
+                futures.append(
+                    await repartition_topic.send(
+                        key=key.encode(), value=json.dumps(partial).encode()
+                    )
+                )
+            if out.outcome in ("late", "future", "duplicate"):
+                # Routed and acknowledged before the stage forgets the message.
+                await await_all(futures)
+                cameras.acknowledge(partition, offset)
+            if out.outbox:
+                # Final windows and partials are acknowledged before the
+                # watermark goes out and before the outbox forgets them.
+                await await_all(futures)
+                cameras.delivered(partition, out.outbox)
+            if out.watermark is not None:
+                value = json.dumps(out.watermark).encode()
+                for target in range(partitions):
+                    await repartition_topic.send(
+                        key=WATERMARK_KEY, value=value, partition=target
+                    )
 
-    log.debug("windows agent registered agent=%s", count_windows.name)
+    @app.agent(repartition_topic)
+    async def sum_regions(stream: faust.StreamT[bytes]) -> None:
+        async for event_msg in stream.events():
+            message = event_msg.message
+            partition, offset = message.partition, message.offset
+            expected = regions.next_offset(partition)
+            if not await guard.in_order(message.tp, offset, expected):
+                continue
+            now_ms = int(time.time() * 1000)
+            try:
+                body = json.loads(cast(bytes, event_msg.value))
+                if body["type"] == "watermark":
+                    out = regions.on_watermark(
+                        partition, offset, cast(WatermarkMessage, body), now_ms
+                    )
+                else:
+                    key = cast(bytes, event_msg.key).decode()
+                    out = regions.on_partial(
+                        partition, offset, key, cast(PartialMessage, body), now_ms
+                    )
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                future = await dead_letter(
+                    event_msg,
+                    "bad-repartition-message",
+                    f"expected a partial or watermark message, got {error!r}",
+                )
+                await await_all([future])
+                regions.acknowledge(partition, offset, now_ms)
+                continue
+            futures = []
+            for key, partial, reason in out.late:
+                LATE_PARTIALS.inc()
+                futures.append(
+                    await dead_letter(event_msg, "late-region-partial", reason)
+                )
+                log.debug("late partial key=%s source=%s", key, partial["source"])
+            for aggregate in out.windows:
+                futures += await publish(aggregate)
+            if out.late:
+                await await_all(futures)
+                regions.acknowledge(partition, offset, now_ms)
+            if out.outbox:
+                await await_all(futures)
+                regions.delivered(partition, out.outbox)
+
+    log.debug(
+        "windows agents registered agents=%s,%s", count_windows.name, sum_regions.name
+    )
     return app
