@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from schemas.codec import AvroCodec
 from schemas.registry import LocalResolver
@@ -52,16 +52,32 @@ def read_until(
     return found
 
 
+def _end_offset(consumer: Consumer, topic: str, partition: int) -> int:
+    """The end offset of a partition; a topic created a moment ago may not have
+    a leader yet, so transient errors are retried for a few seconds."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return int(
+                consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )[1]
+            )
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def read_topic(
     bootstrap: str, topic: str, record_type: str, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
     """Every message on a topic now: read up to the end offsets seen at the call."""
     consumer, partitions = _assigned(bootstrap, topic)
-    ends = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        for p in partitions
-    }
-    consumer.close()
+    try:
+        ends = {p: _end_offset(consumer, topic, p) for p in partitions}
+    finally:
+        consumer.close()
     total = sum(ends.values())
     records = read_until(
         bootstrap, topic, record_type, lambda got: len(got) >= total, timeout_s

@@ -86,7 +86,9 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
             "window_end - window_start AS size_s, "
             "toUnixTimestamp64Milli(first_captured_at) AS first_ms, "
             "toUnixTimestamp64Milli(window_start) AS start_ms "
-            "FROM pantau.windows FINAL ORDER BY window_start",
+            "FROM pantau.windows FINAL "
+            "WHERE scope_level = 'CAMERA' AND window_kind = 'TUMBLING' "
+            "ORDER BY window_start",
             "--format",
             "json",
         )
@@ -95,6 +97,16 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
 
         total = pantau(config, "sql", "SELECT count() AS n FROM pantau.windows")
         assert total.returncode == 0, total.stderr
+        levels = pantau(
+            config,
+            "sql",
+            "SELECT scope_level, scope_id, sum(frames) AS frames "
+            "FROM pantau.windows FINAL WHERE window_kind = 'TUMBLING' "
+            "GROUP BY scope_level, scope_id ORDER BY scope_level",
+            "--format",
+            "json",
+        )
+        assert levels.returncode == 0, levels.stderr
     finally:
         down = pantau(config, "infra", "down")
         assert down.returncode == 0, down.stderr
@@ -102,6 +114,16 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
 
     assert rows, "no window reached ClickHouse"
     assert sum(row["frames"] for row in rows) == FRAMES  # none lost, none twice
+    # Region windows follow each detections partition's share, forwarded at
+    # every minute of event time and every window_heartbeat_s: a short run
+    # shows part of its frames there.
+    by_level = {
+        row["scope_level"]: row
+        for row in (json.loads(line) for line in levels.stdout.splitlines())
+    }
+    assert by_level.keys() == {"CAMERA", "KELURAHAN", "KECAMATAN", "CITY"}
+    assert by_level["KECAMATAN"]["scope_id"] == "Jakarta/Gambir"
+    assert all(1 <= row["frames"] <= FRAMES for row in by_level.values())
     for row in rows:
         assert row["scope_id"] == "monas-01"
         assert row["kecamatan"] == "Gambir"

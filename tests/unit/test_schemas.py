@@ -83,6 +83,8 @@ def test_local_ids_are_stable() -> None:
     assert catalogue.local_schema_id("camera_status", 1) == 1301
     assert catalogue.local_schema_id("alert", 1) == 1401
     assert catalogue.local_schema_id("dead_letter", 1) == 1501
+    assert catalogue.local_schema_id("mobility", 1) == 1601
+    assert catalogue.local_schema_id("compliance", 1) == 1701
     assert catalogue.by_local_id(1101).record_type == "detection_event"
 
 
@@ -128,7 +130,8 @@ def test_typed_shapes_match_the_schemas(record_type: str) -> None:
 def test_every_topic_has_a_schema_and_docs() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "topics.md").read_text()
     for topic in ALL_TOPICS:
-        assert catalogue.latest(topic.record_type)
+        if topic.encoding == "avro":
+            assert catalogue.latest(topic.record_type)
         assert f"`{topic.name}`" in docs, (
             f"docs/topics.md does not describe {topic.name}"
         )
