@@ -143,7 +143,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     elif args.role == "inference":
         services.run_inference(config, endpoints, metrics_port=args.metrics_port)
     elif args.role == "windows":
-        services.run_windows(config, endpoints)
+        services.run_windows(config, endpoints, metrics_port=args.metrics_port)
     else:
         services.run_sink(config, endpoints, metrics_port=args.metrics_port)
     return 0
@@ -210,6 +210,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
             cameras=args.cameras,
             interval_s=args.interval,
             duration_s=args.duration,
+        )
+    print(report)
+    return 0
+
+
+def cmd_bench_windows(args: argparse.Namespace) -> int:
+    from infra.embedded import kafka_for_benchmark
+    from stream_apps.bench import bench_windows
+
+    config = load(args)
+    with kafka_for_benchmark(config) as bootstrap:
+        report = bench_windows(
+            config,
+            _config_args(args),
+            bootstrap,
+            events=args.events,
+            cameras=args.cameras,
         )
     print(report)
     return 0
@@ -439,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_inference.add_argument("--batch-sizes", default="1,8,32")
     bench_inference.add_argument("--video", type=Path, default=DEMO_VIDEO)
     bench_inference.set_defaults(func=cmd_bench_inference)
+    bench_windows = bench_sub.add_parser(
+        "windows",
+        help="detection events/s through one windows worker vs a bare consumer",
+    )
+    bench_windows.add_argument("--events", type=int, default=30_000)
+    bench_windows.add_argument("--cameras", type=int, default=300)
+    bench_windows.set_defaults(func=cmd_bench_windows)
 
     sql = commands.add_parser("sql", help="run a query against ClickHouse")
     sql.add_argument("query")
