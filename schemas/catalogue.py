@@ -79,6 +79,13 @@ def local_schema_id(record_type: str, version: int) -> int:
 
 def versions(record_type: str) -> list[SchemaVersion]:
     """Every version of a record type, oldest first."""
+    return list(_versions(record_type))
+
+
+@cache
+def _versions(record_type: str) -> tuple[SchemaVersion, ...]:
+    # Cached: decoding looks the schema up for every message, and the files
+    # ship with the package, so they do not change while it runs.
     local_schema_id(record_type, 1)
     found = []
     for path in AVRO_DIR.glob(f"{record_type}.v*.avsc"):
@@ -88,7 +95,7 @@ def versions(record_type: str) -> list[SchemaVersion]:
         found.append(SchemaVersion(record_type, version, schema_id, path))
     if not found:
         raise UnknownSchemaError(f"no .avsc file for {record_type} in {AVRO_DIR}")
-    return sorted(found, key=lambda v: v.version)
+    return tuple(sorted(found, key=lambda v: v.version))
 
 
 def latest(record_type: str) -> SchemaVersion:

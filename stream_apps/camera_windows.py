@@ -29,12 +29,11 @@ closes a region window before the final partials of this partition arrived.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from schemas.records import DetectionEvent, WindowAggregate
-from stream_apps.journal import Changes, redo
+from stream_apps.journal import Changes, plain_copy, redo
 from stream_apps.tally import (
     Scope,
     add_aggregate,
@@ -155,9 +154,7 @@ class CameraWindows:
     def acknowledge(self, partition: int, offset: int) -> None:
         """A message that counted nothing (a duplicate, a late or bad event) is
         dealt with: a replay skips it."""
-        clock: PartitionClock | None = copy.deepcopy(
-            self.table.get(_clock_key(partition))
-        )
+        clock: PartitionClock | None = plain_copy(self.table.get(_clock_key(partition)))
         if clock is None:
             clock = _new_clock()
         if offset > clock["applied_offset"]:
@@ -170,7 +167,7 @@ class CameraWindows:
             return
         for key in outbox:
             _discard(self.table, key)
-        clock: PartitionClock = copy.deepcopy(self.table.get(_clock_key(partition)))
+        clock: PartitionClock = plain_copy(self.table.get(_clock_key(partition)))
         clock["outbox"] = [key for key in clock["outbox"] if key not in outbox]
         self.table[_clock_key(partition)] = clock
 
@@ -187,10 +184,10 @@ class CameraWindows:
             for key in clock["outbox"]:
                 entry: OutboxEntry | None = self.table.get(key)
                 if entry is not None:
-                    out.windows.extend(copy.deepcopy(entry["windows"]))
+                    out.windows.extend(plain_copy(entry["windows"]))
                     out.partials.extend(
                         (name, partial)
-                        for name, partial in copy.deepcopy(entry["partials"])
+                        for name, partial in plain_copy(entry["partials"])
                     )
             out.outbox.extend(clock["outbox"])
             out.watermark = _watermark(partition, clock)
@@ -291,7 +288,7 @@ class CameraWindows:
         aggregate["updated_at_ms"] = event["processed_at_ms"]
         store[key] = aggregate
         if scope.level == "CAMERA":
-            out.windows.append(copy.deepcopy(aggregate))
+            out.windows.append(plain_copy(aggregate))
         elif key not in clock["dirty"]:
             clock["dirty"].append(key)
 
@@ -334,8 +331,8 @@ class CameraWindows:
             store[outbox_key] = finals
             clock["outbox"].append(outbox_key)
             out.outbox.append(outbox_key)
-            out.windows.extend(copy.deepcopy(finals["windows"]))
-            out.partials.extend(copy.deepcopy(finals["partials"]))
+            out.windows.extend(plain_copy(finals["windows"]))
+            out.partials.extend(plain_copy(finals["partials"]))
         out.watermark = _watermark(partition, clock)
 
     def _close(
@@ -422,7 +419,7 @@ def _partial(partition: int, aggregate: WindowAggregate) -> tuple[str, PartialMe
     return key, {
         "type": "partial",
         "source": partition,
-        "aggregate": copy.deepcopy(aggregate),
+        "aggregate": plain_copy(aggregate),
     }
 
 

@@ -20,13 +20,12 @@ over the partition sends again.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from schemas.records import WindowAggregate
 from stream_apps.camera_windows import PartialMessage, WatermarkMessage
-from stream_apps.journal import Changes, redo
+from stream_apps.journal import Changes, plain_copy, redo
 from stream_apps.tally import Scope, add_aggregate, empty_aggregate
 from stream_apps.window_settings import Store, WindowSettings
 
@@ -119,7 +118,7 @@ class RegionWindows:
             store[outbox_key] = finals
             clock["outbox"].append(outbox_key)
             out.outbox.append(outbox_key)
-            out.windows.extend(copy.deepcopy(finals))
+            out.windows.extend(plain_copy(finals))
         store[_clock_key(partition)] = clock
         store.commit(_journal_key(partition), offset)
         return out
@@ -135,7 +134,7 @@ class RegionWindows:
         dealt with: a replay skips it."""
         clock = self._clock(self.table, partition, now_ms)
         if offset > clock["applied_offset"]:
-            clock = copy.deepcopy(clock)
+            clock = plain_copy(clock)
             clock["applied_offset"] = offset
             self.table[_clock_key(partition)] = clock
 
@@ -146,7 +145,7 @@ class RegionWindows:
         for key in outbox:
             if self.table.get(key) is not None:
                 del self.table[key]
-        clock: RegionClock = copy.deepcopy(self.table.get(_clock_key(partition)))
+        clock: RegionClock = plain_copy(self.table.get(_clock_key(partition)))
         clock["outbox"] = [key for key in clock["outbox"] if key not in outbox]
         self.table[_clock_key(partition)] = clock
 
@@ -161,7 +160,7 @@ class RegionWindows:
             assert clock is not None
         for key in clock["outbox"]:
             entry: list[WindowAggregate] | None = self.table.get(key)
-            out.windows.extend(copy.deepcopy(entry or []))
+            out.windows.extend(plain_copy(entry or []))
         out.outbox.extend(clock["outbox"])
         return clock
 
@@ -293,7 +292,7 @@ def _total(state: dict[str, Any]) -> WindowAggregate:
         add_aggregate(total, part)
     total["revision"] = state["revision"]
     total["updated_at_ms"] = max(part["updated_at_ms"] for part in parts)
-    return copy.deepcopy(total)
+    return plain_copy(total)
 
 
 def _late_reason(clock: RegionClock, closes_at_ms: int) -> str:
