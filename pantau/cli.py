@@ -126,10 +126,16 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from infra.embedded import resolve_endpoints
+    from infra.embedded import resolve_bootstrap, resolve_endpoints
     from pantau import services
 
     config = load(args)
+    if args.role == "windows":
+        # The windows app talks to Kafka only: it needs no ClickHouse.
+        services.run_windows(
+            config, resolve_bootstrap(config), metrics_port=args.metrics_port
+        )
+        return 0
     endpoints = resolve_endpoints(config)
     if args.role == "producers":
         services.run_producers(
@@ -142,8 +148,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     elif args.role == "inference":
         services.run_inference(config, endpoints, metrics_port=args.metrics_port)
-    elif args.role == "windows":
-        services.run_windows(config, endpoints, metrics_port=args.metrics_port)
     else:
         services.run_sink(config, endpoints, metrics_port=args.metrics_port)
     return 0

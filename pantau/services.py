@@ -209,14 +209,14 @@ def run_inference(
 
 
 def run_windows(
-    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+    config: PantauConfig, bootstrap: str, *, metrics_port: int | None = None
 ) -> None:
     """Run the faust windows app as a worker until SIGINT/SIGTERM."""
     import faust
 
     from stream_apps.windows import create_app
 
-    partitions = ensure_topics(config.kafka, endpoints.bootstrap_servers)
+    partitions = ensure_topics(config.kafka, bootstrap)
     detections = partitions[topic_name(config.kafka, DETECTIONS)]
     repartition_topic = topic_name(config.kafka, WINDOWS_REPARTITION)
     if partitions[repartition_topic] != detections:
@@ -230,12 +230,15 @@ def run_windows(
     session_ms = config.kafka.client_properties.get("session.timeout.ms", "10000")
     app = create_app(
         config,
-        endpoints.bootstrap_servers,
+        bootstrap,
         make_resolver(config.kafka),
         detections,
         session_timeout_s=float(str(session_ms)) / 1000,
     )
     _serve_metrics(metrics_port)
+    # faust warns on every changelog write that waits for its producer buffer to
+    # drain: normal back-pressure under load, hundreds of lines a minute.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     # Keep Pantau's own log set-up: faust's would replace the root handler and
     # hide every pantau line below WARNING, the consumer-seek warnings included.
     worker = faust.Worker(

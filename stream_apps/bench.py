@@ -18,6 +18,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import zlib
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 
 from infra.topics_admin import ensure_topics
@@ -113,7 +114,7 @@ def publish(bootstrap: str, topic: str, codec: AvroCodec, events: list[Any]) -> 
         raise RuntimeError(f"benchmark events not delivered: {remaining} left")
 
 
-def bare_consumer(bootstrap: str, topic: str, count: int) -> Rate:
+def bare_consumer(bootstrap: str, topic: str, partitions: int, count: int) -> Rate:
     """Read ``count`` messages from the start with a bare aiokafka consumer."""
 
     async def read() -> Rate:
@@ -122,18 +123,9 @@ def bare_consumer(bootstrap: str, topic: str, count: int) -> Rate:
         )
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(topic, p)
-                for p in sorted(consumer.partitions_for_topic(topic) or [])
-            ]
-            if not partitions:
-                await consumer.client.force_metadata_update()
-                partitions = [
-                    TopicPartition(topic, p)
-                    for p in sorted(consumer.partitions_for_topic(topic) or [])
-                ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
+            assigned = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
             seen = 0
             started = time.perf_counter()
             while seen < count:
@@ -199,7 +191,18 @@ def window_logic(
 def committed_total(consumer: Consumer, topic: str, partitions: int) -> int:
     """Offsets the windows app's group has committed on ``topic``, summed."""
     tps = [ConfluentPartition(topic, p) for p in range(partitions)]
-    return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            committed = consumer.committed(tps, timeout=10)
+        except KafkaException as error:
+            # The group's coordinator is elected when the worker first joins.
+            if time.monotonic() > deadline:
+                raise
+            log.debug("committed offsets not readable yet error=%s", error)
+            time.sleep(0.5)
+            continue
+        return sum(max(tp.offset, 0) for tp in committed)
 
 
 def end_total(consumer: Consumer, topic: str, partitions: int) -> int:
@@ -228,16 +231,41 @@ def windows_worker(
         "PANTAU__KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "PANTAU__PIPELINE__WINDOW_IDLE_S": "3600",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pantau.cli", *config_args, "windows", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The worker's log goes to a file: a pipe nobody reads while the worker
+    # runs fills up and blocks it.
+    with tempfile.TemporaryFile() as log_file:
+        return _watch_worker(
+            subprocess.Popen(
+                [sys.executable, "-m", "pantau.cli", *config_args, "windows", "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            ),
+            log_file,
+            bootstrap=bootstrap,
+            group=f"{kafka.topic_prefix}{APP_ID}",
+            topics=(detections, repartition),
+            partitions=partitions,
+            count=count,
+        )
+
+
+def _watch_worker(
+    process: subprocess.Popen[bytes],
+    log_file: Any,
+    *,
+    bootstrap: str,
+    group: str,
+    topics: tuple[str, str],
+    partitions: int,
+    count: int,
+) -> tuple[Rate, Rate]:
+    """Follow the worker's committed offsets until every event is done."""
+    detections, repartition = topics
     watcher = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"{kafka.topic_prefix}{APP_ID}",
+            "group.id": group,
             "enable.auto.commit": False,
         }
     )
@@ -248,7 +276,8 @@ def windows_worker(
         reported = time.monotonic()
         while done < count:
             if process.poll() is not None:
-                _, stderr = process.communicate()
+                log_file.seek(0)
+                stderr = log_file.read()
                 raise RuntimeError(
                     f"windows worker exited with {process.returncode}: "
                     f"{stderr.decode(errors='replace')[-2000:]}"
@@ -296,7 +325,7 @@ def bench_windows(
     stream = synthetic_events(events, cameras)
     log.info("publishing benchmark events events=%s topic=%s", events, topic)
     publish(bootstrap, topic, codec, stream)
-    bare = bare_consumer(bootstrap, topic, events)
+    bare = bare_consumer(bootstrap, topic, partitions[topic], events)
     logic = window_logic(stream, codec, partitions[topic])
     log.info("starting a windows worker events=%s", events)
     worker, overall = windows_worker(config, config_args, bootstrap, events)
