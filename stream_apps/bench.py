@@ -292,6 +292,11 @@ def _watch_worker(
                 log.info("windows worker progress committed=%s of=%s", done, count)
             time.sleep(0.2)
         assert first is not None
+        if first[1] >= count:
+            raise RuntimeError(
+                f"the worker committed all {count} events before its first commit "
+                "was seen, so its rate cannot be timed; run with more --events"
+            )
         detections_rate = Rate(count - first[1], time.perf_counter() - first[0])
         region_end = end_total(watcher, repartition, partitions)
         while committed_total(watcher, repartition, partitions) < region_end:

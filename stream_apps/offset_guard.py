@@ -8,6 +8,12 @@ then count them as a gap). The guard then seeks the partition back to the first
 missing offset and has the stage drop what arrives before it, so nothing is
 skipped silently. Offsets that are no longer on the topic (past retention) are
 the only gap it lets through, with a warning.
+
+A seek made while faust is still handing out the rest of an earlier fetch is
+undone by it: faust records each message it hands out as the partition's read
+position and then drops the re-fetched, older messages. So a seek not answered
+within ``RESEEK_AFTER_S`` is made again from a timer (``retry_stalled``), when
+no message of that partition is being handed out.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ SEEKS = Counter(
 )
 
 # A seek not answered by the expected message within this long is made again.
-RESEEK_AFTER_S = 5.0
+RESEEK_AFTER_S = 2.0
 
 
 class OffsetGuard:
@@ -77,3 +83,28 @@ class OffsetGuard:
             await self._consumer.seek(tp, target)
             self._pending[tp] = (target, now_s)
         return False
+
+    async def retry_stalled(self) -> None:
+        """Seek again every partition whose expected message has not come
+        within ``RESEEK_AFTER_S`` of its last seek; forget partitions this
+        worker no longer owns."""
+        if not self._pending:
+            return
+        assigned = self._consumer.assignment()
+        now_s = time.monotonic()
+        for tp, (target, sought_at_s) in list(self._pending.items()):
+            if tp not in assigned:
+                del self._pending[tp]
+                continue
+            if now_s - sought_at_s < RESEEK_AFTER_S:
+                continue
+            log.info(
+                "seeking again, expected message not read yet topic=%s "
+                "partition=%s expected_offset=%s",
+                tp.topic,
+                tp.partition,
+                target,
+            )
+            SEEKS.labels(tp.topic).inc()
+            await self._consumer.seek(tp, target)
+            self._pending[tp] = (target, now_s)

@@ -177,6 +177,11 @@ def create_app(
 
     guard = OffsetGuard(app.consumer)
 
+    async def retry_seeks() -> None:
+        await guard.retry_stalled()
+
+    app.timer(interval=1.0)(retry_seeks)
+
     @app.agent(detections_topic)
     async def count_windows(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():

@@ -28,8 +28,8 @@ def test_bench_windows_reports_worker_and_bare_consumer_rates(
         load_config(config_path),
         ["--config", str(config_path)],
         bootstrap,
-        events=600,
-        cameras=20,
+        events=4000,
+        cameras=50,
     )
 
     figures = dict(
