@@ -1,110 +1,134 @@
-"""Catch a consumer that skipped messages, and send it back.
+"""Catch a consumer that skipped messages, and read them back.
 
 The window stages apply every message of a partition in offset order and keep,
 in their changelog-backed clock, the offset of the last one dealt with. A
 message further on than the next expected offset means the consumer jumped
-over some (faust-streaming can drop fetched messages during a rebalance and
-then count them as a gap). The guard then seeks the partition back to the first
-missing offset and has the stage drop what arrives before it, so nothing is
-skipped silently. Offsets that are no longer on the topic (past retention) are
-the only gap it lets through, with a warning.
+over some: faust-streaming can drop fetched messages during a rebalance, and
+its committed offset may already be past them.
 
-A seek made while faust is still handing out the rest of an earlier fetch is
-undone by it: faust records each message it hands out as the partition's read
-position and then drops the re-fetched, older messages. So a seek not answered
-within ``RESEEK_AFTER_S`` is made again from a timer (``retry_stalled``), when
-no message of that partition is being handed out.
+Seeking faust's consumer back does not reliably work: faust records every
+message it hands out as the partition's read position and drops re-fetched
+older ones, and after a rebalance it seeks to its committed offset again. So
+the guard reads the skipped messages itself, with a plain consumer assigned to
+that one partition, and the stage applies them before the message at hand.
+Offsets no longer on the topic (past retention) are the only gap it lets
+through, with a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter
 
 log = logging.getLogger("pantau.stream_apps.offsets")
 
-SEEKS = Counter(
-    "pantau_windows_consumer_seeks_total",
-    "Times a windows consumer skipped messages and was sent back to them",
+GAPS = Counter(
+    "pantau_windows_gap_messages_total",
+    "Messages a windows consumer skipped and the guard read back itself",
     ["topic"],
 )
 
-# A seek not answered by the expected message within this long is made again.
-RESEEK_AFTER_S = 2.0
+
+class GapError(RuntimeError):
+    """Skipped messages could not be read back."""
+
+
+class RawMessage(NamedTuple):
+    """One message read back: where it was, and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 class OffsetGuard:
-    """Per-process bookkeeping of the seeks made for each partition."""
+    """Finds the messages between the expected offset and the one that arrived."""
 
-    def __init__(self, consumer: Any) -> None:
-        self._consumer = consumer
-        self._pending: dict[Any, tuple[int, float]] = {}
+    def __init__(self, consumer_config: dict[str, Any], timeout_s: float = 60.0):
+        self._config = consumer_config
+        self._timeout_s = timeout_s
 
-    async def in_order(self, tp: Any, offset: int, expected: int | None) -> bool:
-        """True when the message at ``offset`` is the one to process next (or
-        a replay, which the stage skips itself); False when it must be dropped
-        because earlier messages are still to come."""
+    async def missing(
+        self, topic: str, partition: int, offset: int, expected: int | None
+    ) -> list[RawMessage]:
+        """The messages before ``offset`` that the stage has not seen, oldest
+        first: none when ``offset`` is the expected one (or a replay)."""
         if expected is not None and offset <= expected:
-            self._pending.pop(tp, None)
-            return True
-        earliest = (await self._consumer.earliest_offsets(tp))[tp]
-        target = earliest if expected is None else max(expected, earliest)
-        if offset <= target:
-            if expected is not None and target > expected:
+            return []
+        return await asyncio.to_thread(self._read, topic, partition, expected, offset)
+
+    def _read(
+        self, topic: str, partition: int, expected: int | None, end: int
+    ) -> list[RawMessage]:
+        consumer = Consumer(self._config)
+        try:
+            low, _ = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10
+            )
+            start = low if expected is None else max(expected, low)
+            if expected is not None and start > expected:
                 log.warning(
                     "messages expired before they were read topic=%s partition=%s "
                     "first_missing=%s resumed_at=%s",
-                    tp.topic,
-                    tp.partition,
+                    topic,
+                    partition,
                     expected,
-                    target,
+                    start,
                 )
-            self._pending.pop(tp, None)
-            return True
-        pending = self._pending.get(tp)
-        now_s = time.monotonic()
-        if (
-            pending is None
-            or pending[0] != target
-            or now_s - pending[1] > RESEEK_AFTER_S
-        ):
+            if start >= end:
+                return []
             log.warning(
-                "consumer skipped messages, seeking back topic=%s partition=%s "
-                "expected_offset=%s got_offset=%s",
-                tp.topic,
-                tp.partition,
-                target,
-                offset,
+                "consumer skipped messages, reading them back topic=%s "
+                "partition=%s from_offset=%s to_offset=%s",
+                topic,
+                partition,
+                start,
+                end,
             )
-            SEEKS.labels(tp.topic).inc()
-            await self._consumer.seek(tp, target)
-            self._pending[tp] = (target, now_s)
-        return False
-
-    async def retry_stalled(self) -> None:
-        """Seek again every partition whose expected message has not come
-        within ``RESEEK_AFTER_S`` of its last seek; forget partitions this
-        worker no longer owns."""
-        if not self._pending:
-            return
-        assigned = self._consumer.assignment()
-        now_s = time.monotonic()
-        for tp, (target, sought_at_s) in list(self._pending.items()):
-            if tp not in assigned:
-                del self._pending[tp]
-                continue
-            if now_s - sought_at_s < RESEEK_AFTER_S:
-                continue
-            log.info(
-                "seeking again, expected message not read yet topic=%s "
-                "partition=%s expected_offset=%s",
-                tp.topic,
-                tp.partition,
-                target,
-            )
-            SEEKS.labels(tp.topic).inc()
-            await self._consumer.seek(tp, target)
-            self._pending[tp] = (target, now_s)
+            consumer.assign([TopicPartition(topic, partition, start)])
+            found: list[RawMessage] = []
+            deadline = time.monotonic() + self._timeout_s
+            while not found or found[-1].offset < end - 1:
+                if time.monotonic() > deadline:
+                    raise GapError(
+                        f"could not read back skipped messages of {topic} "
+                        f"[{partition}]: expected offsets {start}..{end - 1} within "
+                        f"{self._timeout_s:.0f} s, got {len(found)}; check the broker"
+                    )
+                message = consumer.poll(0.5)
+                if message is None:
+                    # Offsets can be missing (compaction, transaction markers).
+                    [position] = consumer.position([TopicPartition(topic, partition)])
+                    if position.offset >= end:
+                        break
+                    continue
+                if message.error() is not None:
+                    log.warning(
+                        "reading skipped messages topic=%s partition=%s error=%s",
+                        topic,
+                        partition,
+                        message.error(),
+                    )
+                    continue
+                offset = message.offset()
+                if offset is None or offset >= end:
+                    break
+                found.append(
+                    RawMessage(topic, partition, offset, message.key(), message.value())
+                )
+        except KafkaException as error:
+            raise GapError(
+                f"could not read back skipped messages of {topic} [{partition}]: "
+                f"{error}; check the broker"
+            ) from error
+        finally:
+            consumer.close()
+        GAPS.labels(topic).inc(len(found))
+        return found

@@ -26,7 +26,7 @@ from prometheus_client import Counter
 
 from pantau.config import PantauConfig
 from pantau.dead_letter import dead_letter_record
-from pantau.kafka import topic_name
+from pantau.kafka import consumer_config, topic_name
 from schemas.codec import AvroCodec, MessageDecodeError
 from schemas.records import DetectionEvent, WindowAggregate
 from schemas.registry import SchemaResolver
@@ -40,7 +40,7 @@ from schemas.topics import (
     WINDOWS_REPARTITION,
 )
 from stream_apps.camera_windows import CameraWindows, PartialMessage, WatermarkMessage
-from stream_apps.offset_guard import OffsetGuard
+from stream_apps.offset_guard import OffsetGuard, RawMessage
 from stream_apps.region_windows import RegionWindows
 from stream_apps.results import compliance_of, mobility_of
 from stream_apps.tally import aggregate_key
@@ -147,12 +147,9 @@ def create_app(
             futures.append(await topic.send(key=key, value=codec.encode(record)))
         return futures
 
-    async def dead_letter(
-        event_msg: faust.EventT[Any], error_type: str, reason: str
-    ) -> Any:
+    async def dead_letter(message: RawMessage, error_type: str, reason: str) -> Any:
         """Send the message to the dead-letter topic; returns the delivery
         future."""
-        message = event_msg.message
         log.warning(
             "dead-lettering message topic=%s partition=%s offset=%s reason=%s",
             message.topic,
@@ -165,147 +162,155 @@ def create_app(
             source_topic=message.topic,
             source_partition=message.partition,
             source_offset=message.offset,
-            key=cast(bytes | None, event_msg.key),
-            value=cast(bytes | None, event_msg.value),
+            key=message.key,
+            value=message.value,
             error_type=error_type,
             reason=reason,
         )
         return await dead_letter_topic.send(
-            key=cast(bytes | None, event_msg.key),
-            value=codecs[DEAD_LETTER.name].encode(record),
+            key=message.key, value=codecs[DEAD_LETTER.name].encode(record)
         )
 
-    guard = OffsetGuard(app.consumer)
+    guard = OffsetGuard(
+        consumer_config(
+            kafka, bootstrap, f"{kafka.topic_prefix}{APP_ID}-gaps", "pantau-windows"
+        )
+    )
 
-    async def retry_seeks() -> None:
-        await guard.retry_stalled()
+    async def in_order(
+        event_msg: faust.EventT[Any], expected: int | None
+    ) -> list[RawMessage]:
+        """The messages to apply, in order: any the consumer skipped, read
+        back, then this one."""
+        message = event_msg.message
+        current = RawMessage(
+            message.topic,
+            message.partition,
+            message.offset,
+            cast(bytes | None, event_msg.key),
+            cast(bytes | None, event_msg.value),
+        )
+        skipped = await guard.missing(
+            message.topic, message.partition, message.offset, expected
+        )
+        return [*skipped, current]
 
-    app.timer(interval=1.0)(retry_seeks)
+    async def count_event(message: RawMessage) -> None:
+        partition, offset, raw = message.partition, message.offset, message.value
+        try:
+            event = cast(DetectionEvent, codecs[DETECTIONS.name].decode(raw))
+        except MessageDecodeError as error:
+            EVENTS.labels("bad-schema").inc()
+            await await_all([await dead_letter(message, "bad-schema", str(error))])
+            cameras.acknowledge(partition, offset)
+            return
+        now_ms = int(time.time() * 1000)
+        out = cameras.on_event(partition, offset, event, now_ms)
+        EVENTS.labels(out.outcome).inc()
+        log.debug(
+            "event partition=%s offset=%s outcome=%s captured_at_ms=%s windows=%s "
+            "partials=%s watermark=%s",
+            partition,
+            offset,
+            out.outcome,
+            event["captured_at_ms"],
+            len(out.windows),
+            len(out.partials),
+            None if out.watermark is None else out.watermark["watermark_ms"],
+        )
+        futures = []
+        if out.outcome == "late":
+            log.info(
+                "late event routed camera=%s captured_at_ms=%s",
+                event["camera_id"],
+                event["captured_at_ms"],
+            )
+            futures.append(await late_topic.send(key=message.key, value=raw))
+        elif out.outcome == "future":
+            futures.append(
+                await dead_letter(
+                    message,
+                    "future-capture-time",
+                    "capture time too far in the future: expected at most "
+                    f"{settings.future_tolerance_ms} ms after now_ms={now_ms}, "
+                    f"got captured_at_ms={event['captured_at_ms']}; check the "
+                    "camera's or sampler's clock",
+                )
+            )
+        for aggregate in out.windows:
+            futures += await publish(aggregate)
+        for key, partial in out.partials:
+            futures.append(
+                await repartition_topic.send(
+                    key=key.encode(), value=json.dumps(partial).encode()
+                )
+            )
+        if out.outcome in ("late", "future", "duplicate"):
+            # Routed and acknowledged before the stage forgets the message.
+            await await_all(futures)
+            cameras.acknowledge(partition, offset)
+        if out.outbox:
+            # Final windows and partials are acknowledged before the
+            # watermark goes out and before the outbox forgets them.
+            await await_all(futures)
+            cameras.delivered(partition, out.outbox)
+        if out.watermark is not None:
+            value = json.dumps(out.watermark).encode()
+            for target in range(partitions):
+                await repartition_topic.send(
+                    key=WATERMARK_KEY, value=value, partition=target
+                )
+
+    async def sum_message(message: RawMessage) -> None:
+        partition, offset = message.partition, message.offset
+        now_ms = int(time.time() * 1000)
+        try:
+            body = json.loads(cast(bytes, message.value))
+            if body["type"] == "watermark":
+                out = regions.on_watermark(
+                    partition, offset, cast(WatermarkMessage, body), now_ms
+                )
+            else:
+                key = cast(bytes, message.key).decode()
+                out = regions.on_partial(
+                    partition, offset, key, cast(PartialMessage, body), now_ms
+                )
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            future = await dead_letter(
+                message,
+                "bad-repartition-message",
+                f"expected a partial or watermark message, got {error!r}",
+            )
+            await await_all([future])
+            regions.acknowledge(partition, offset, now_ms)
+            return
+        futures = []
+        for key, partial, reason in out.late:
+            LATE_PARTIALS.inc()
+            futures.append(await dead_letter(message, "late-region-partial", reason))
+            log.debug("late partial key=%s source=%s", key, partial["source"])
+        for aggregate in out.windows:
+            futures += await publish(aggregate)
+        if out.late:
+            await await_all(futures)
+            regions.acknowledge(partition, offset, now_ms)
+        if out.outbox:
+            await await_all(futures)
+            regions.delivered(partition, out.outbox)
 
     @app.agent(detections_topic)
     async def count_windows(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():
-            message = event_msg.message
-            partition, offset = message.partition, message.offset
-            expected = cameras.next_offset(partition)
-            if not await guard.in_order(message.tp, offset, expected):
-                continue
-            raw = cast(bytes | None, event_msg.value)
-            try:
-                event = cast(DetectionEvent, codecs[DETECTIONS.name].decode(raw))
-            except MessageDecodeError as error:
-                EVENTS.labels("bad-schema").inc()
-                await await_all(
-                    [await dead_letter(event_msg, "bad-schema", str(error))]
-                )
-                cameras.acknowledge(partition, offset)
-                continue
-            now_ms = int(time.time() * 1000)
-            out = cameras.on_event(partition, offset, event, now_ms)
-            EVENTS.labels(out.outcome).inc()
-            log.debug(
-                "event partition=%s offset=%s expected=%s outcome=%s "
-                "captured_at_ms=%s windows=%s partials=%s watermark=%s",
-                partition,
-                offset,
-                expected,
-                out.outcome,
-                event["captured_at_ms"],
-                len(out.windows),
-                len(out.partials),
-                None if out.watermark is None else out.watermark["watermark_ms"],
-            )
-            futures = []
-            if out.outcome == "late":
-                log.info(
-                    "late event routed camera=%s captured_at_ms=%s",
-                    event["camera_id"],
-                    event["captured_at_ms"],
-                )
-                futures.append(
-                    await late_topic.send(
-                        key=cast(bytes | None, event_msg.key), value=raw
-                    )
-                )
-            elif out.outcome == "future":
-                futures.append(
-                    await dead_letter(
-                        event_msg,
-                        "future-capture-time",
-                        "capture time too far in the future: expected at most "
-                        f"{settings.future_tolerance_ms} ms after now_ms={now_ms}, "
-                        f"got captured_at_ms={event['captured_at_ms']}; check the "
-                        "camera's or sampler's clock",
-                    )
-                )
-            for aggregate in out.windows:
-                futures += await publish(aggregate)
-            for key, partial in out.partials:
-                futures.append(
-                    await repartition_topic.send(
-                        key=key.encode(), value=json.dumps(partial).encode()
-                    )
-                )
-            if out.outcome in ("late", "future", "duplicate"):
-                # Routed and acknowledged before the stage forgets the message.
-                await await_all(futures)
-                cameras.acknowledge(partition, offset)
-            if out.outbox:
-                # Final windows and partials are acknowledged before the
-                # watermark goes out and before the outbox forgets them.
-                await await_all(futures)
-                cameras.delivered(partition, out.outbox)
-            if out.watermark is not None:
-                value = json.dumps(out.watermark).encode()
-                for target in range(partitions):
-                    await repartition_topic.send(
-                        key=WATERMARK_KEY, value=value, partition=target
-                    )
+            expected = cameras.next_offset(event_msg.message.partition)
+            for message in await in_order(event_msg, expected):
+                await count_event(message)
 
     @app.agent(repartition_topic)
     async def sum_regions(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():
-            message = event_msg.message
-            partition, offset = message.partition, message.offset
-            expected = regions.next_offset(partition)
-            if not await guard.in_order(message.tp, offset, expected):
-                continue
-            now_ms = int(time.time() * 1000)
-            try:
-                body = json.loads(cast(bytes, event_msg.value))
-                if body["type"] == "watermark":
-                    out = regions.on_watermark(
-                        partition, offset, cast(WatermarkMessage, body), now_ms
-                    )
-                else:
-                    key = cast(bytes, event_msg.key).decode()
-                    out = regions.on_partial(
-                        partition, offset, key, cast(PartialMessage, body), now_ms
-                    )
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
-                future = await dead_letter(
-                    event_msg,
-                    "bad-repartition-message",
-                    f"expected a partial or watermark message, got {error!r}",
-                )
-                await await_all([future])
-                regions.acknowledge(partition, offset, now_ms)
-                continue
-            futures = []
-            for key, partial, reason in out.late:
-                LATE_PARTIALS.inc()
-                futures.append(
-                    await dead_letter(event_msg, "late-region-partial", reason)
-                )
-                log.debug("late partial key=%s source=%s", key, partial["source"])
-            for aggregate in out.windows:
-                futures += await publish(aggregate)
-            if out.late:
-                await await_all(futures)
-                regions.acknowledge(partition, offset, now_ms)
-            if out.outbox:
-                await await_all(futures)
-                regions.delivered(partition, out.outbox)
+            expected = regions.next_offset(event_msg.message.partition)
+            for message in await in_order(event_msg, expected):
+                await sum_message(message)
 
     log.debug(
         "windows agents registered agents=%s,%s", count_windows.name, sum_regions.name
