@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from schemas.records import DetectionEvent, WindowAggregate
-from stream_apps.journal import Changes, plain_copy, redo
+from stream_apps.journal import (
+    Changes,
+    forget_outbox,
+    plain_copy,
+    recovered_clock,
+)
 from stream_apps.tally import (
     Scope,
     add_aggregate,
@@ -163,23 +168,16 @@ class CameraWindows:
 
     def delivered(self, partition: int, outbox: list[str]) -> None:
         """Kafka acknowledged the outbox entries: forget them."""
-        if not outbox:
-            return
-        for key in outbox:
-            _discard(self.table, key)
-        clock: PartitionClock = plain_copy(self.table.get(_clock_key(partition)))
-        clock["outbox"] = [key for key in clock["outbox"] if key not in outbox]
-        self.table[_clock_key(partition)] = clock
+        forget_outbox(self.table, _clock_key(partition), outbox)
 
     def _resume(self, partition: int, out: CameraOutputs) -> PartitionClock | None:
         """Finish what a killed worker left half-applied, send again what its
         outbox still holds; returns the partition's clock."""
-        clock: PartitionClock | None = self.table.get(_clock_key(partition))
+        clock: PartitionClock | None = recovered_clock(
+            self.table, _clock_key(partition), _journal_key(partition)
+        )
         if clock is None:
             return None
-        if redo(self.table, _journal_key(partition), clock["applied_offset"]):
-            clock = self.table.get(_clock_key(partition))
-            assert clock is not None
         if clock["outbox"]:
             for key in clock["outbox"]:
                 entry: OutboxEntry | None = self.table.get(key)

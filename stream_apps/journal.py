@@ -94,3 +94,27 @@ def _apply(store: Store, changes: dict[str, Any]) -> None:
                 del store[key]
         else:
             store[key] = value
+
+
+def recovered_clock(store: Store, clock_key: str, journal_key: str) -> Any:
+    """A partition's clock after finishing the journal record a killed worker
+    left half-applied; None before the partition's first message."""
+    clock = store.get(clock_key)
+    if clock is None:
+        return None
+    if redo(store, journal_key, clock["applied_offset"]):
+        clock = store.get(clock_key)
+    return clock
+
+
+def forget_outbox(store: Store, clock_key: str, outbox: list[str]) -> None:
+    """Kafka acknowledged these outbox entries: delete them and take them off
+    the partition's clock."""
+    if not outbox:
+        return
+    for key in outbox:
+        if store.get(key) is not None:
+            del store[key]
+    clock = plain_copy(store.get(clock_key))
+    clock["outbox"] = [key for key in clock["outbox"] if key not in outbox]
+    store[clock_key] = clock

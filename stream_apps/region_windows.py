@@ -25,7 +25,12 @@ from typing import Any, TypedDict
 
 from schemas.records import WindowAggregate
 from stream_apps.camera_windows import PartialMessage, WatermarkMessage
-from stream_apps.journal import Changes, plain_copy, redo
+from stream_apps.journal import (
+    Changes,
+    forget_outbox,
+    plain_copy,
+    recovered_clock,
+)
 from stream_apps.tally import Scope, add_aggregate, empty_aggregate
 from stream_apps.window_settings import Store, WindowSettings
 
@@ -140,24 +145,16 @@ class RegionWindows:
 
     def delivered(self, partition: int, outbox: list[str]) -> None:
         """Kafka acknowledged the outbox entries: forget them."""
-        if not outbox:
-            return
-        for key in outbox:
-            if self.table.get(key) is not None:
-                del self.table[key]
-        clock: RegionClock = plain_copy(self.table.get(_clock_key(partition)))
-        clock["outbox"] = [key for key in clock["outbox"] if key not in outbox]
-        self.table[_clock_key(partition)] = clock
+        forget_outbox(self.table, _clock_key(partition), outbox)
 
     def _resume(self, partition: int, out: RegionOutputs) -> RegionClock | None:
         """Finish what a killed worker left half-applied, send again what its
         outbox still holds; returns the partition's clock."""
-        clock: RegionClock | None = self.table.get(_clock_key(partition))
+        clock: RegionClock | None = recovered_clock(
+            self.table, _clock_key(partition), _journal_key(partition)
+        )
         if clock is None:
             return None
-        if redo(self.table, _journal_key(partition), clock["applied_offset"]):
-            clock = self.table.get(_clock_key(partition))
-            assert clock is not None
         for key in clock["outbox"]:
             entry: list[WindowAggregate] | None = self.table.get(key)
             out.windows.extend(plain_copy(entry or []))
