@@ -323,6 +323,31 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from infra.embedded import resolve_endpoints
+    from pantau.clickhouse import connect
+    from pantau.table_output import format_table
+    from stream_apps.clickhouse_migrations import migrate, status
+
+    config = load(args)
+    client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
+    database = config.clickhouse.database
+    if args.action == "migrate":
+        applied = migrate(client, database)
+        print(f"migrations applied: {len(applied)} database={database}")
+    rows = [
+        [
+            f"V{state.migration.version:04d}",
+            state.migration.name,
+            state.state,
+            "" if state.applied_at is None else str(state.applied_at),
+        ]
+        for state in status(client, database)
+    ]
+    print(format_table(["version", "name", "state", "applied_at"], rows))
+    return 0
+
+
 def _add_ports(parser: argparse.ArgumentParser) -> None:
     from infra.embedded import DEFAULT_CLICKHOUSE_HTTP_PORT, DEFAULT_KAFKA_PORT
 
@@ -468,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench_windows.add_argument("--cameras", type=int, default=300)
     bench_windows.set_defaults(func=cmd_bench_windows)
 
+    db = commands.add_parser("db", help="ClickHouse schema versions")
+    db.add_argument(
+        "action",
+        choices=["migrate", "status"],
+        help="migrate: apply pending migrations; status: list them",
+    )
+    db.set_defaults(func=cmd_db)
+
     sql = commands.add_parser("sql", help="run a query against ClickHouse")
     sql.add_argument("query")
     sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
@@ -478,12 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pantau`` console script."""
     from infra.embedded import EngineNotRunningError
+    from stream_apps.clickhouse_migrations import MigrationError
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
         code: int = args.func(args)
-    except (ConfigError, UsageError, EngineNotRunningError) as error:
+    except (ConfigError, UsageError, EngineNotRunningError, MigrationError) as error:
         print(f"pantau: {error}", file=sys.stderr)
         return 2
     except ClickHouseError as error:

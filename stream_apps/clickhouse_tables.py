@@ -9,44 +9,9 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from schemas.records import WindowAggregate
+from stream_apps.clickhouse_migrations import migrate
 
 WINDOWS_TABLE = "windows"
-
-# ReplacingMergeTree keeps, per window, the row with the highest revision: running
-# updates and redeliveries of the same revision collapse to one row. Read it with
-# FINAL (or argMax over revision) to see exactly one row per window.
-WINDOWS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {{database}}.{WINDOWS_TABLE}
-(
-    scope_level LowCardinality(String) COMMENT 'CAMERA, KELURAHAN, KECAMATAN or CITY',
-    scope_id String COMMENT 'camera id or region name',
-    window_kind LowCardinality(String) COMMENT 'TUMBLING or ROLLING',
-    window_start DateTime64(3, 'UTC') COMMENT 'inclusive, event (capture) time',
-    window_end DateTime64(3, 'UTC') COMMENT 'exclusive',
-    city LowCardinality(String),
-    kecamatan LowCardinality(String),
-    kelurahan LowCardinality(String),
-    revision UInt64 COMMENT 'higher revision replaces lower',
-    is_final Bool,
-    updated_at DateTime64(3, 'UTC'),
-    frames UInt64 COMMENT 'distinct frames counted',
-    people_sum UInt64,
-    people_max UInt32,
-    people_avg Float64 MATERIALIZED if(frames = 0, 0, people_sum / frames),
-    vehicles_sum Map(LowCardinality(String), UInt64),
-    faces_sum UInt64,
-    masked_sum UInt64,
-    unmasked_sum UInt64,
-    violators_sum UInt64,
-    uncalibrated_frames UInt64,
-    first_captured_at DateTime64(3, 'UTC'),
-    last_captured_at DateTime64(3, 'UTC')
-)
-ENGINE = ReplacingMergeTree(revision)
-PARTITION BY toYYYYMM(window_start)
-ORDER BY (scope_level, scope_id, window_kind, window_start)
-COMMENT 'Window aggregates from pantau.windows, one row per window after FINAL'
-"""
 
 _TS = pa.timestamp("ms", tz="UTC")
 WINDOWS_ARROW_SCHEMA = pa.schema(
@@ -108,6 +73,6 @@ def windows_arrow_table(rows: Sequence[WindowAggregate]) -> pa.Table:
 
 
 def ensure_tables(client: Client, database: str) -> None:
-    """Create the database and tables if they do not exist; safe to repeat."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(WINDOWS_DDL.format(database=database))
+    """Bring the database's schema up to date (``pantau db migrate``); safe to
+    repeat."""
+    migrate(client, database)
