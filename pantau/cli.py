@@ -314,12 +314,47 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau.clickhouse import connect
     from pantau.table_output import format_json_lines, format_table, format_tsv
+    from stream_apps.analytics import (
+        QUERIES,
+        QueryArgumentError,
+        named_query,
+        parse_flags,
+    )
 
+    if args.list:
+        for query in QUERIES:
+            usage = " ".join(f"--{p.name} VALUE" for p in query.parameters)
+            print(f"{query.name} {usage}\n    {query.summary}")
+        return 0
+    if args.query is None:
+        raise UsageError("give a query, or a query name from `pantau sql --list`")
     config = load(args)
+    named = named_query(args.query)
+    try:
+        # argparse hands over everything after the query, --format included.
+        flags = parse_flags(args.rest)
+        output_format = flags.pop("format", args.format)
+        if output_format not in ("table", "tsv", "json"):
+            raise UsageError(
+                f"--format: expected table, tsv or json, got {output_format!r}"
+            )
+        if named is None:
+            if flags:
+                raise UsageError(
+                    "unexpected values after the query: "
+                    f"{', '.join('--' + name for name in flags)}; values are taken "
+                    "only by named queries (pantau sql --list)"
+                )
+            sql, parameters = args.query, None
+        else:
+            sql = named.render(config.clickhouse.database)
+            parameters = named.bind(flags)
+    except QueryArgumentError as error:
+        raise UsageError(str(error)) from None
     client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
-    result = client.query(args.query)
+    result = client.query(sql, parameters=parameters)
     formatter = {"table": format_table, "tsv": format_tsv, "json": format_json_lines}
-    print(formatter[args.format](result.column_names, result.result_rows))
+    print(formatter[output_format](result.column_names, result.result_rows))
     return 0
 
 
@@ -501,9 +536,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db.set_defaults(func=cmd_db)
 
-    sql = commands.add_parser("sql", help="run a query against ClickHouse")
-    sql.add_argument("query")
+    sql = commands.add_parser(
+        "sql",
+        help="run a query, or a named analytics query, against ClickHouse",
+    )
+    sql.add_argument("query", nargs="?", help="SQL text, or a query name from --list")
     sql.add_argument("--format", choices=["table", "tsv", "json"], default="table")
+    sql.add_argument("--list", action="store_true", help="list the named queries")
+    sql.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        help="a named query's values: --name VALUE ...",
+    )
     sql.set_defaults(func=cmd_sql)
     return parser
 

@@ -138,3 +138,28 @@ def test_calibrate_checks_and_draws_the_ground_grid(
         == 1
     )
     assert "another aspect ratio" in capsys.readouterr().out
+
+
+def test_sql_lists_named_queries_and_checks_their_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["sql", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "mobility-curve --kecamatan VALUE --date VALUE" in listing
+    assert "compliance-ranking --week-start VALUE" in listing
+
+    assert main(["sql", "mobility-curve", "--kecamatan", "Gambir"]) == 2
+    assert "needs --date" in capsys.readouterr().err
+    assert main(["sql", "SELECT 1", "--date", "2026-01-08"]) == 2
+    assert "values are taken only by named queries" in capsys.readouterr().err
+    assert main(["sql", "SELECT 1", "--format", "xml"]) == 2
+    assert "expected table, tsv or json, got 'xml'" in capsys.readouterr().err
+
+
+def test_analytics_doc_shows_every_named_query() -> None:
+    from stream_apps.analytics import QUERIES
+
+    doc = (Path(__file__).parents[2] / "docs" / "analytics.md").read_text()
+    for query in QUERIES:
+        assert f"## `{query.name}`" in doc
+        assert query.sql.strip() in doc, f"docs/analytics.md: {query.name} differs"
