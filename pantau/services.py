@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
@@ -45,12 +45,13 @@ if TYPE_CHECKING:
     from inference.worker import InferenceWorker
     from producers.publisher import FramePublisher
     from producers.sampler import CameraSampler
-    from stream_apps.sink import WindowSink
+    from stream_apps.sink import ClickHouseSink
 
 log = logging.getLogger("pantau.services")
 
 INFERENCE_GROUP = "pantau-inference"
 SINK_GROUP = "pantau-sink-windows"
+DETECTIONS_SINK_GROUP = "pantau-sink-detections"
 
 
 def _client_id(service: str) -> str:
@@ -254,27 +255,40 @@ def run_windows(
 
 
 def build_sink(
-    config: PantauConfig, endpoints: Endpoints, stop: threading.Event
-) -> WindowSink:
-    """The ClickHouse sink of window aggregates, tables created, not yet running."""
-    from stream_apps.sink import WindowSink
+    config: PantauConfig,
+    endpoints: Endpoints,
+    stop: threading.Event,
+    table: Literal["windows", "detections"] = "windows",
+) -> ClickHouseSink:
+    """The ClickHouse sink of window aggregates (or of detection events),
+    schema migrated, not yet running."""
+    from stream_apps.clickhouse_tables import (
+        detections_arrow_table,
+        windows_arrow_table,
+    )
+    from stream_apps.sink import ClickHouseSink
 
     kafka = config.kafka
     ensure_topics(kafka, endpoints.bootstrap_servers)
     database = config.clickhouse.database
     ensure_tables(connect(config.clickhouse, endpoints.clickhouse_url), database)
     resolver = make_resolver(kafka)
-    client_id = _client_id("sink")
+    client_id = _client_id(f"sink-{table}")
     tracker = DeliveryTracker(
         make_producer(kafka, endpoints.bootstrap_servers, client_id)
     )
-    return WindowSink(
-        consumer=make_consumer(
-            kafka, endpoints.bootstrap_servers, SINK_GROUP, client_id
-        ),
+    spec, group, to_arrow = (
+        (WINDOWS, SINK_GROUP, windows_arrow_table)
+        if table == "windows"
+        else (DETECTIONS, DETECTIONS_SINK_GROUP, detections_arrow_table)
+    )
+    return ClickHouseSink(
+        table=table,
+        to_arrow=to_arrow,
+        consumer=make_consumer(kafka, endpoints.bootstrap_servers, group, client_id),
         connect=lambda: connect(config.clickhouse, endpoints.clickhouse_url),
         database=database,
-        codec=AvroCodec(topic_name(kafka, WINDOWS), "window_aggregate", resolver),
+        codec=AvroCodec(topic_name(kafka, spec), spec.record_type, resolver),
         tracker=tracker,
         dead_letters=DeadLetterPublisher(tracker, kafka, resolver, "sink"),
         batch_rows=config.pipeline.sink_batch_rows,
@@ -286,8 +300,32 @@ def build_sink(
 def run_sink(
     config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
 ) -> None:
-    """Land window aggregates in ClickHouse until SIGINT/SIGTERM."""
+    """Land window aggregates and detection events in ClickHouse, one sink
+    thread each, until SIGINT/SIGTERM; a sink that fails stops the other."""
     stop = threading.Event()
     install_stop_handlers(stop, "sink")
     _serve_metrics(metrics_port)
-    build_sink(config, endpoints, stop).run()
+    sinks = [
+        build_sink(config, endpoints, stop, "windows"),
+        build_sink(config, endpoints, stop, "detections"),
+    ]
+    failures: list[BaseException] = []
+
+    def run(sink: ClickHouseSink) -> None:
+        try:
+            sink.run()
+        except BaseException as error:
+            failures.append(error)
+            stop.set()
+            raise
+
+    threads = [
+        threading.Thread(target=run, args=(sink,), name=f"sink-{index}")
+        for index, sink in enumerate(sinks)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from schemas.records import WindowAggregate
+from schemas.records import DetectionEvent, WindowAggregate
 from stream_apps.clickhouse_migrations import migrate
 
 WINDOWS_TABLE = "windows"
+DETECTIONS_TABLE = "detections"
 
 _TS = pa.timestamp("ms", tz="UTC")
 WINDOWS_ARROW_SCHEMA = pa.schema(
@@ -70,6 +71,73 @@ def windows_arrow_table(rows: Sequence[WindowAggregate]) -> pa.Table:
         columns["first_captured_at"].append(row["first_captured_at_ms"])
         columns["last_captured_at"].append(row["last_captured_at_ms"])
     return pa.table(columns, schema=WINDOWS_ARROW_SCHEMA)
+
+
+_DETECTION_BOX = pa.struct(
+    [
+        ("class_name", pa.string()),
+        ("score", pa.float32()),
+        ("x_min", pa.float32()),
+        ("y_min", pa.float32()),
+        ("x_max", pa.float32()),
+        ("y_max", pa.float32()),
+        ("mask_state", pa.string()),
+        ("violation", pa.bool_()),
+    ]
+)
+DETECTIONS_ARROW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("camera_id", pa.string()),
+        ("city", pa.string()),
+        ("kecamatan", pa.string()),
+        ("kelurahan", pa.string()),
+        ("frame_seq", pa.uint64()),
+        ("captured_at", _TS),
+        ("processed_at", _TS),
+        ("width_px", pa.uint32()),
+        ("height_px", pa.uint32()),
+        ("model_versions", pa.map_(pa.string(), pa.string())),
+        ("calibrated", pa.bool_()),
+        ("people", pa.uint32()),
+        ("vehicles", pa.map_(pa.string(), pa.uint32())),
+        ("faces", pa.uint32()),
+        ("masked", pa.uint32()),
+        ("unmasked", pa.uint32()),
+        ("distancing_violators", pa.uint32()),
+        ("detections", pa.list_(_DETECTION_BOX)),
+    ]
+)
+
+
+def detections_arrow_table(rows: Sequence[DetectionEvent]) -> pa.Table:
+    """One Arrow table (a single record batch) for an insert into
+    ``detections``."""
+    columns: dict[str, list[object]] = {
+        name: [] for name in DETECTIONS_ARROW_SCHEMA.names
+    }
+    for row in rows:
+        region, counts = row["region"], row["counts"]
+        columns["event_id"].append(row["event_id"])
+        columns["camera_id"].append(row["camera_id"])
+        columns["city"].append(region["city"])
+        columns["kecamatan"].append(region["kecamatan"])
+        columns["kelurahan"].append(region["kelurahan"])
+        columns["frame_seq"].append(row["frame_seq"])
+        columns["captured_at"].append(row["captured_at_ms"])
+        columns["processed_at"].append(row["processed_at_ms"])
+        columns["width_px"].append(row["width_px"])
+        columns["height_px"].append(row["height_px"])
+        columns["model_versions"].append(list(row["model_versions"].items()))
+        columns["calibrated"].append(row["calibrated"])
+        columns["people"].append(counts["people"])
+        columns["vehicles"].append(list(counts["vehicles"].items()))
+        columns["faces"].append(counts["faces"])
+        columns["masked"].append(counts["masked"])
+        columns["unmasked"].append(counts["unmasked"])
+        columns["distancing_violators"].append(counts["distancing_violators"])
+        columns["detections"].append(row["detections"])
+    return pa.table(columns, schema=DETECTIONS_ARROW_SCHEMA)
 
 
 def ensure_tables(client: Client, database: str) -> None:

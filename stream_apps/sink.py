@@ -1,8 +1,10 @@
-"""Land window aggregates in ClickHouse: batch, insert with Arrow, then commit.
+"""Land a topic in a ClickHouse table: batch, insert with Arrow, then commit.
 
 Kafka offsets are committed only after ClickHouse has accepted the batch. When
 ClickHouse is unavailable the consumer pauses, retries with backoff and resumes;
-rows delivered twice collapse in the ReplacingMergeTree table.
+rows delivered twice collapse in the ReplacingMergeTree tables. One sink runs
+per topic: window aggregates into ``windows``, detection events into
+``detections``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any
 
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Consumer, Message
@@ -23,23 +26,27 @@ from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
 from pantau.kafka import message_error
 from schemas.codec import AvroCodec, MessageDecodeError
-from schemas.records import WindowAggregate
-from stream_apps.clickhouse_tables import WINDOWS_TABLE, windows_arrow_table
 
 log = logging.getLogger("pantau.stream_apps.sink")
 
-ROWS = Counter("pantau_sink_rows_total", "Window rows inserted into ClickHouse")
-INSERT_FAILURES = Counter("pantau_sink_insert_failures_total", "Failed inserts")
+ROWS = Counter(
+    "pantau_sink_rows_total", "Rows inserted into ClickHouse, by table", ["table"]
+)
+INSERT_FAILURES = Counter(
+    "pantau_sink_insert_failures_total", "Failed inserts, by table", ["table"]
+)
 
 _MAX_BACKOFF_S = 30.0
 
 
-class WindowSink:
-    """Consumes the windows topic and inserts batches into ClickHouse."""
+class ClickHouseSink:
+    """Consumes one topic and inserts batches of its records into one table."""
 
     def __init__(
         self,
         *,
+        table: str,
+        to_arrow: Callable[[list[Any]], pa.Table],
         consumer: Consumer,
         connect: Callable[[], Client],
         database: str,
@@ -50,6 +57,8 @@ class WindowSink:
         batch_interval_s: float,
         stop: threading.Event,
     ) -> None:
+        self._table = table
+        self._to_arrow = to_arrow
         self._consumer = consumer
         self._connect = connect
         self._client: Client | None = None
@@ -69,11 +78,11 @@ class WindowSink:
             "sink started topic=%s table=%s.%s batch_rows=%s batch_interval_s=%s",
             self._codec.topic,
             self._database,
-            WINDOWS_TABLE,
+            self._table,
             self._batch_rows,
             self._batch_interval_s,
         )
-        pending: list[WindowAggregate] = []
+        pending: list[Any] = []
         consumed = 0
         batch_started = time.monotonic()
         try:
@@ -98,15 +107,19 @@ class WindowSink:
                 self._flush(pending)
         finally:
             self._consumer.close()
-            log.info("sink stopped rows_inserted=%s", self.rows_inserted)
+            log.info(
+                "sink stopped table=%s rows_inserted=%s",
+                self._table,
+                self.rows_inserted,
+            )
 
-    def _decode_into(self, message: Message, pending: list[WindowAggregate]) -> None:
+    def _decode_into(self, message: Message, pending: list[Any]) -> None:
         try:
-            pending.append(cast(WindowAggregate, self._codec.decode(message.value())))
+            pending.append(self._codec.decode(message.value()))
         except MessageDecodeError as error:
             self._dead_letters.publish(message, "bad-schema", str(error))
 
-    def _flush(self, rows: list[WindowAggregate]) -> None:
+    def _flush(self, rows: list[Any]) -> None:
         if rows and not self._insert_with_retry(rows):
             log.warning(
                 "stopping with an uninserted batch; Kafka will redeliver it rows=%s",
@@ -116,19 +129,19 @@ class WindowSink:
         self._tracker.flush(60.0)
         self._consumer.commit(asynchronous=False)
 
-    def _insert_with_retry(self, rows: list[WindowAggregate]) -> bool:
+    def _insert_with_retry(self, rows: list[Any]) -> bool:
         """Insert until ClickHouse accepts; False if asked to stop first."""
-        table = windows_arrow_table(rows)
+        table = self._to_arrow(rows)
         backoff_s = 0.5
         paused = False
         while True:
             try:
                 if self._client is None:
                     self._client = self._connect()
-                self._client.insert_arrow(WINDOWS_TABLE, table, database=self._database)
+                self._client.insert_arrow(self._table, table, database=self._database)
                 break
             except (ClickHouseError, ClickHouseUnavailableError) as error:
-                INSERT_FAILURES.inc()
+                INSERT_FAILURES.labels(self._table).inc()
                 if self._stop.is_set():
                     return False
                 self._client = None
@@ -136,8 +149,9 @@ class WindowSink:
                     self._consumer.pause(self._consumer.assignment())
                     paused = True
                 log.warning(
-                    "ClickHouse insert failed, retrying rows=%s backoff_s=%.1f "
-                    "error=%s",
+                    "ClickHouse insert failed, retrying table=%s rows=%s "
+                    "backoff_s=%.1f error=%s",
+                    self._table,
                     len(rows),
                     backoff_s,
                     str(error).splitlines()[0][:300],
@@ -151,5 +165,5 @@ class WindowSink:
             self._consumer.resume(self._consumer.assignment())
             log.info("ClickHouse accepted the batch again rows=%s", len(rows))
         self.rows_inserted += len(rows)
-        ROWS.inc(len(rows))
+        ROWS.labels(self._table).inc(len(rows))
         return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -20,10 +21,11 @@ from pantau.services import build_sink
 from schemas.codec import AvroCodec
 from schemas.records import WindowAggregate
 from schemas.registry import LocalResolver
-from schemas.topics import DEAD_LETTER, WINDOWS
+from schemas.topics import DEAD_LETTER, DETECTIONS, WINDOWS
 from stream_apps.sink import INSERT_FAILURES
 from tests.conftest import make_config
 from tests.kafka_io import read_until
+from tests.records import detection_event
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +113,7 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     try:
         wait_for(lambda: final_rows() == [("cam-1", 3, 3), ("cam-2", 1, 1)])
 
-        failures_before = INSERT_FAILURES._value.get()
+        failures_before = INSERT_FAILURES.labels("windows")._value.get()
         assert clickhouse_server.stop()
         producer.produce(
             windows_topic,
@@ -119,7 +121,9 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
             value=codec.encode(window("cam-1", T0, 4)),
         )
         assert producer.flush(10) == 0
-        wait_for(lambda: INSERT_FAILURES._value.get() > failures_before)
+        wait_for(
+            lambda: INSERT_FAILURES.labels("windows")._value.get() > failures_before
+        )
         clickhouse_server.start()
         wait_for(lambda: final_rows() == [("cam-1", 4, 4), ("cam-2", 1, 1)])
     finally:
@@ -138,3 +142,72 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     )
     assert [record["error_type"] for _, record in dead] == ["bad-schema"]
     assert dead[0][1]["service"] == "sink"
+
+
+def test_detections_sink_lands_each_frame_once_with_its_boxes(
+    kafka_broker: EmbeddedKafka,
+    clickhouse_server: EmbeddedClickHouse,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config = make_config(bootstrap, topic_prefix, tmp_path, clickhouse_server.url)
+    database = f"det_{abs(hash(topic_prefix)) % 10**8}"
+    config = config.model_copy(
+        update={
+            "clickhouse": config.clickhouse.model_copy(update={"database": database}),
+            "pipeline": config.pipeline.model_copy(
+                update={"sink_batch_interval_s": 0.2}
+            ),
+        }
+    )
+    stop = threading.Event()
+    sink = build_sink(
+        config, Endpoints(bootstrap, clickhouse_server.url), stop, "detections"
+    )
+    topic = topic_name(config.kafka, DETECTIONS)
+    codec = AvroCodec(topic, "detection_event", LocalResolver())
+    boxed = detection_event("e2", T0 + 2_000, 1, vehicles={"car": 2})
+    boxed["detections"] = [
+        {
+            "class_name": "person",
+            "score": 0.75,
+            "x_min": 0.1,
+            "y_min": 0.2,
+            "x_max": 0.3,
+            "y_max": 0.9,
+            "mask_state": "MASKED",
+            "violation": True,
+        }
+    ]
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for event in (detection_event("e1", T0 + 1_000, 3), boxed, boxed):
+        producer.produce(topic, key=b"cam-1", value=codec.encode(event))
+    assert producer.flush(10) == 0
+
+    def rows() -> list[tuple[Any, ...]]:
+        client = connect(config.clickhouse, clickhouse_server.url)
+        return [
+            tuple(row)
+            for row in client.query(
+                "SELECT event_id, people, vehicles, detections "
+                f"FROM {database}.detections FINAL ORDER BY event_id"
+            ).result_rows
+        ]
+
+    thread = threading.Thread(target=sink.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(rows()) == 2)
+    finally:
+        stop.set()
+        thread.join(60)
+    [first, second] = rows()
+    assert first[:3] == ("e1", 3, {})
+    assert second[:3] == ("e2", 1, {"car": 2})
+    [box] = second[3]
+    assert box["class_name"] == "person"
+    assert box["mask_state"] == "MASKED"
+    assert box["violation"] is True
+    assert box["score"] == pytest.approx(0.75)
+    assert box["y_max"] == pytest.approx(0.9)
