@@ -363,12 +363,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     from pantau.clickhouse import connect
     from pantau.table_output import format_table
     from stream_apps.clickhouse_migrations import migrate, status
+    from stream_apps.clickhouse_tables import apply_retention
 
     config = load(args)
     client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
     database = config.clickhouse.database
     if args.action == "migrate":
         applied = migrate(client, database)
+        apply_retention(client, database, config.clickhouse.detections_ttl_days)
         print(f"migrations applied: {len(applied)} database={database}")
     rows = [
         [

@@ -276,6 +276,14 @@ class ClickHouseConfig(_Section):
     send_receive_timeout_s: float = Field(
         default=60, gt=0, le=3600, description="Per-request timeout in seconds."
     )
+    detections_ttl_days: int | None = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Detection events older than this many days (by capture "
+        "time) are deleted by ClickHouse; null keeps them for ever. Window "
+        "aggregates are kept.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -271,7 +271,11 @@ def build_sink(
     kafka = config.kafka
     ensure_topics(kafka, endpoints.bootstrap_servers)
     database = config.clickhouse.database
-    ensure_tables(connect(config.clickhouse, endpoints.clickhouse_url), database)
+    ensure_tables(
+        connect(config.clickhouse, endpoints.clickhouse_url),
+        database,
+        config.clickhouse.detections_ttl_days,
+    )
     resolver = make_resolver(kafka)
     client_id = _client_id(f"sink-{table}")
     tracker = DeliveryTracker(

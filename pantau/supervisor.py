@@ -99,7 +99,11 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
         endpoints = embedded.resolve_endpoints(config)
         ensure_topics(config.kafka, endpoints.bootstrap_servers)
         clickhouse = connect(config.clickhouse, endpoints.clickhouse_url)
-        ensure_tables(clickhouse, config.clickhouse.database)
+        ensure_tables(
+            clickhouse,
+            config.clickhouse.database,
+            config.clickhouse.detections_ttl_days,
+        )
         probe = ProgressProbe(
             config,
             endpoints.bootstrap_servers,

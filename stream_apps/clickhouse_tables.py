@@ -3,6 +3,7 @@ rows."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -10,6 +11,8 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.records import DetectionEvent, WindowAggregate
 from stream_apps.clickhouse_migrations import migrate
+
+log = logging.getLogger("pantau.stream_apps.tables")
 
 WINDOWS_TABLE = "windows"
 DETECTIONS_TABLE = "detections"
@@ -140,7 +143,40 @@ def detections_arrow_table(rows: Sequence[DetectionEvent]) -> pa.Table:
     return pa.table(columns, schema=DETECTIONS_ARROW_SCHEMA)
 
 
-def ensure_tables(client: Client, database: str) -> None:
-    """Bring the database's schema up to date (``pantau db migrate``); safe to
-    repeat."""
+def ensure_tables(
+    client: Client, database: str, detections_ttl_days: int | None = None
+) -> None:
+    """Bring the database's schema up to date (``pantau db migrate``) and set
+    the detections retention; safe to repeat."""
     migrate(client, database)
+    apply_retention(client, database, detections_ttl_days)
+
+
+def apply_retention(client: Client, database: str, ttl_days: int | None) -> None:
+    """Make the detections table keep rows ``ttl_days`` days after capture (or
+    for ever); changes the table only when its TTL differs."""
+    engine = str(
+        client.command(
+            "SELECT engine_full FROM system.tables "
+            "WHERE database = {database:String} AND name = {table:String}",
+            parameters={"database": database, "table": DETECTIONS_TABLE},
+        )
+    )
+    wanted = (
+        None
+        if ttl_days is None
+        else f"TTL toDateTime(captured_at) + toIntervalDay({ttl_days})"
+    )
+    has_ttl = " TTL " in f" {engine} "
+    if wanted is None and not has_ttl:
+        return
+    if wanted is not None and wanted in engine:
+        return
+    if wanted is None:
+        client.command(f"ALTER TABLE {database}.{DETECTIONS_TABLE} REMOVE TTL")
+    else:
+        client.command(
+            f"ALTER TABLE {database}.{DETECTIONS_TABLE} MODIFY "
+            f"TTL toDateTime(captured_at) + INTERVAL {int(ttl_days or 0)} DAY"
+        )
+    log.info("detections retention set database=%s ttl_days=%s", database, ttl_days)

@@ -16,6 +16,7 @@ from stream_apps.clickhouse_migrations import (
     migrate,
     status,
 )
+from stream_apps.clickhouse_tables import ensure_tables
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +75,23 @@ def test_bundled_migrations_create_the_windows_table(client: Client) -> None:
     assert applied[0].name == "windows"
     assert client.command(f"EXISTS TABLE {database}.windows") == 1
     assert migrate(client, database) == []
+
+
+def test_detections_retention_follows_the_configuration(client: Client) -> None:
+    database = f"m_{uuid.uuid4().hex[:8]}"
+
+    def engine() -> str:
+        return str(
+            client.command(
+                "SELECT engine_full FROM system.tables "
+                f"WHERE database = '{database}' AND name = 'detections'"
+            )
+        )
+
+    ensure_tables(client, database, 30)
+    assert "toIntervalDay(30)" in engine()
+    ensure_tables(client, database, 30)  # unchanged: nothing to alter
+    ensure_tables(client, database, 7)
+    assert "toIntervalDay(7)" in engine()
+    ensure_tables(client, database, None)
+    assert " TTL " not in engine()
