@@ -155,7 +155,10 @@ def test_detections_sink_lands_each_frame_once_with_its_boxes(
     database = f"det_{abs(hash(topic_prefix)) % 10**8}"
     config = config.model_copy(
         update={
-            "clickhouse": config.clickhouse.model_copy(update={"database": database}),
+            # The events are from January: a retention would delete them.
+            "clickhouse": config.clickhouse.model_copy(
+                update={"database": database, "detections_ttl_days": None}
+            ),
             "pipeline": config.pipeline.model_copy(
                 update={"sink_batch_interval_s": 0.2}
             ),
