@@ -16,6 +16,7 @@ from infra.clickhouse_server import EmbeddedClickHouse
 from infra.embedded import Endpoints
 from infra.kafka_broker import EmbeddedKafka
 from pantau.clickhouse import connect
+from pantau.config import PantauConfig
 from pantau.kafka import topic_name
 from pantau.services import build_sink
 from schemas.codec import AvroCodec
@@ -57,6 +58,29 @@ def window(camera: str, start_ms: int, revision: int) -> WindowAggregate:
     }
 
 
+def sink_config(
+    bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    clickhouse_url: str,
+    database: str,
+    **clickhouse: Any,
+) -> PantauConfig:
+    """A test configuration whose sink writes to its own database and flushes
+    every 0.2 s."""
+    config = make_config(bootstrap, topic_prefix, tmp_path, clickhouse_url)
+    return config.model_copy(
+        update={
+            "clickhouse": config.clickhouse.model_copy(
+                update={"database": database, **clickhouse}
+            ),
+            "pipeline": config.pipeline.model_copy(
+                update={"sink_batch_interval_s": 0.2}
+            ),
+        }
+    )
+
+
 def wait_for(check: object, timeout_s: float = 60) -> None:
     assert callable(check)
     deadline = time.monotonic() + timeout_s
@@ -72,15 +96,9 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     tmp_path: Path,
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    config = make_config(bootstrap, topic_prefix, tmp_path, clickhouse_server.url)
     database = f"sink_{abs(hash(topic_prefix)) % 10**8}"
-    config = config.model_copy(
-        update={
-            "clickhouse": config.clickhouse.model_copy(update={"database": database}),
-            "pipeline": config.pipeline.model_copy(
-                update={"sink_batch_interval_s": 0.2}
-            ),
-        }
+    config = sink_config(
+        bootstrap, topic_prefix, tmp_path, clickhouse_server.url, database
     )
     endpoints = Endpoints(bootstrap, clickhouse_server.url)
     stop = threading.Event()
@@ -151,18 +169,15 @@ def test_detections_sink_lands_each_frame_once_with_its_boxes(
     tmp_path: Path,
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    config = make_config(bootstrap, topic_prefix, tmp_path, clickhouse_server.url)
     database = f"det_{abs(hash(topic_prefix)) % 10**8}"
-    config = config.model_copy(
-        update={
-            # The events are from January: a retention would delete them.
-            "clickhouse": config.clickhouse.model_copy(
-                update={"database": database, "detections_ttl_days": None}
-            ),
-            "pipeline": config.pipeline.model_copy(
-                update={"sink_batch_interval_s": 0.2}
-            ),
-        }
+    # The events are from January: a retention would delete them.
+    config = sink_config(
+        bootstrap,
+        topic_prefix,
+        tmp_path,
+        clickhouse_server.url,
+        database,
+        detections_ttl_days=None,
     )
     stop = threading.Event()
     sink = build_sink(
