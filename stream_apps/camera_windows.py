@@ -153,8 +153,12 @@ class CameraWindows:
     def next_offset(self, partition: int) -> int | None:
         """The offset this partition must go on from: one past the last message
         applied, acknowledged or skipped; None before the first."""
-        clock = self._resume(partition, CameraOutputs())
-        return None if clock is None else clock["applied_offset"] + 1
+        # Only the clock is needed: what the outbox holds is sent again when
+        # the message itself is handled.
+        clock = recovered_clock(
+            self.table, _clock_key(partition), _journal_key(partition)
+        )
+        return None if clock is None else int(clock["applied_offset"]) + 1
 
     def acknowledge(self, partition: int, offset: int) -> None:
         """A message that counted nothing (a duplicate, a late or bad event) is

@@ -131,8 +131,12 @@ class RegionWindows:
     def next_offset(self, partition: int) -> int | None:
         """The offset this partition must go on from: one past the last message
         applied or acknowledged; None before the first."""
-        clock = self._resume(partition, RegionOutputs())
-        return None if clock is None else clock["applied_offset"] + 1
+        # Only the clock is needed: what the outbox holds is sent again when
+        # the message itself is handled.
+        clock = recovered_clock(
+            self.table, _clock_key(partition), _journal_key(partition)
+        )
+        return None if clock is None else int(clock["applied_offset"]) + 1
 
     def acknowledge(self, partition: int, offset: int, now_ms: int) -> None:
         """A message that changed nothing (a late partial, a bad message) is
