@@ -10,7 +10,8 @@ import logging
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
@@ -32,16 +33,20 @@ from pantau.kafka import (
 from pantau.runtime import install_stop_handlers
 from schemas.codec import AvroCodec
 from schemas.topics import (
+    ALERTS,
     ANNOTATED_FRAMES,
     CAMERA_STATUS,
     DETECTIONS,
     FRAMES,
     WINDOWS,
     WINDOWS_REPARTITION,
+    TopicSpec,
 )
 from stream_apps.clickhouse_tables import ensure_tables
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from inference.worker import InferenceWorker
     from producers.publisher import FramePublisher
     from producers.sampler import CameraSampler
@@ -51,7 +56,6 @@ log = logging.getLogger("pantau.services")
 
 INFERENCE_GROUP = "pantau-inference"
 SINK_GROUP = "pantau-sink-windows"
-DETECTIONS_SINK_GROUP = "pantau-sink-detections"
 
 
 def _client_id(service: str) -> str:
@@ -254,44 +258,67 @@ def run_windows(
     worker.execute_from_commandline()
 
 
+SinkTable = Literal["windows", "detections", "alerts", "camera_status"]
+SINK_TABLES: tuple[SinkTable, ...] = (
+    "windows",
+    "detections",
+    "alerts",
+    "camera_status",
+)
+
+
+def sink_group(table: SinkTable) -> str:
+    """The consumer group of the sink that fills ``table``."""
+    return f"pantau-sink-{table.replace('_', '-')}"
+
+
+def prepare_clickhouse(config: PantauConfig, endpoints: Endpoints) -> None:
+    """Migrate the schema, set the retention and write the camera dimension."""
+    ensure_tables(
+        connect(config.clickhouse, endpoints.clickhouse_url),
+        config.clickhouse.database,
+        config.clickhouse.detections_ttl_days,
+        config.cameras,
+    )
+
+
 def build_sink(
     config: PantauConfig,
     endpoints: Endpoints,
     stop: threading.Event,
-    table: Literal["windows", "detections"] = "windows",
+    table: SinkTable = "windows",
 ) -> ClickHouseSink:
-    """The ClickHouse sink of window aggregates (or of detection events),
-    schema migrated, not yet running."""
+    """The sink that lands one topic in its ClickHouse table, not yet running;
+    the schema must be in place (``prepare_clickhouse``)."""
     from stream_apps.clickhouse_tables import (
+        alerts_arrow_table,
+        camera_status_arrow_table,
         detections_arrow_table,
         windows_arrow_table,
     )
     from stream_apps.sink import ClickHouseSink
 
+    builders: dict[SinkTable, tuple[TopicSpec, Callable[[list[Any]], pa.Table]]] = {
+        "windows": (WINDOWS, windows_arrow_table),
+        "detections": (DETECTIONS, detections_arrow_table),
+        "alerts": (ALERTS, alerts_arrow_table),
+        "camera_status": (CAMERA_STATUS, camera_status_arrow_table),
+    }
+    spec, to_arrow = builders[table]
     kafka = config.kafka
-    ensure_topics(kafka, endpoints.bootstrap_servers)
-    database = config.clickhouse.database
-    ensure_tables(
-        connect(config.clickhouse, endpoints.clickhouse_url),
-        database,
-        config.clickhouse.detections_ttl_days,
-    )
     resolver = make_resolver(kafka)
     client_id = _client_id(f"sink-{table}")
     tracker = DeliveryTracker(
         make_producer(kafka, endpoints.bootstrap_servers, client_id)
     )
-    spec, group, to_arrow = (
-        (WINDOWS, SINK_GROUP, windows_arrow_table)
-        if table == "windows"
-        else (DETECTIONS, DETECTIONS_SINK_GROUP, detections_arrow_table)
-    )
     return ClickHouseSink(
         table=table,
         to_arrow=to_arrow,
-        consumer=make_consumer(kafka, endpoints.bootstrap_servers, group, client_id),
+        consumer=make_consumer(
+            kafka, endpoints.bootstrap_servers, sink_group(table), client_id
+        ),
         connect=lambda: connect(config.clickhouse, endpoints.clickhouse_url),
-        database=database,
+        database=config.clickhouse.database,
         codec=AvroCodec(topic_name(kafka, spec), spec.record_type, resolver),
         tracker=tracker,
         dead_letters=DeadLetterPublisher(tracker, kafka, resolver, "sink"),
@@ -304,15 +331,15 @@ def build_sink(
 def run_sink(
     config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
 ) -> None:
-    """Land window aggregates and detection events in ClickHouse, one sink
-    thread each, until SIGINT/SIGTERM; a sink that fails stops the other."""
+    """Land window aggregates, detection events, alerts and camera status in
+    ClickHouse, one sink thread each, until SIGINT/SIGTERM; a sink that fails
+    stops the others."""
     stop = threading.Event()
     install_stop_handlers(stop, "sink")
     _serve_metrics(metrics_port)
-    sinks = [
-        build_sink(config, endpoints, stop, "windows"),
-        build_sink(config, endpoints, stop, "detections"),
-    ]
+    ensure_topics(config.kafka, endpoints.bootstrap_servers)
+    prepare_clickhouse(config, endpoints)
+    sinks = [build_sink(config, endpoints, stop, table) for table in SINK_TABLES]
     failures: list[BaseException] = []
 
     def run(sink: ClickHouseSink) -> None:
@@ -324,8 +351,8 @@ def run_sink(
             raise
 
     threads = [
-        threading.Thread(target=run, args=(sink,), name=f"sink-{index}")
-        for index, sink in enumerate(sinks)
+        threading.Thread(target=run, args=(sink,), name=f"sink-{table}")
+        for table, sink in zip(SINK_TABLES, sinks, strict=True)
     ]
     for thread in threads:
         thread.start()

@@ -18,9 +18,8 @@ from pantau.clickhouse import connect
 from pantau.config import PantauConfig
 from pantau.progress import ProgressProbe, Snapshot
 from pantau.runtime import install_stop_handlers
-from pantau.services import INFERENCE_GROUP, SINK_GROUP
+from pantau.services import INFERENCE_GROUP, SINK_GROUP, prepare_clickhouse
 from schemas.topics import DETECTIONS, FRAMES, WINDOWS
-from stream_apps.clickhouse_tables import ensure_tables
 from stream_apps.windows import APP_ID
 
 log = logging.getLogger("pantau.up")
@@ -98,12 +97,8 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
     try:
         endpoints = embedded.resolve_endpoints(config)
         ensure_topics(config.kafka, endpoints.bootstrap_servers)
+        prepare_clickhouse(config, endpoints)
         clickhouse = connect(config.clickhouse, endpoints.clickhouse_url)
-        ensure_tables(
-            clickhouse,
-            config.clickhouse.database,
-            config.clickhouse.detections_ttl_days,
-        )
         probe = ProgressProbe(
             config,
             endpoints.bootstrap_servers,

@@ -9,13 +9,17 @@ from collections.abc import Sequence
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from schemas.records import DetectionEvent, WindowAggregate
+from pantau.config import CameraConfig
+from schemas.records import Alert, CameraStatus, DetectionEvent, WindowAggregate
+from stream_apps.camera_dimension import sync_cameras
 from stream_apps.clickhouse_migrations import migrate
 
 log = logging.getLogger("pantau.stream_apps.tables")
 
 WINDOWS_TABLE = "windows"
 DETECTIONS_TABLE = "detections"
+ALERTS_TABLE = "alerts"
+CAMERA_STATUS_TABLE = "camera_status"
 
 _TS = pa.timestamp("ms", tz="UTC")
 WINDOWS_ARROW_SCHEMA = pa.schema(
@@ -143,13 +147,84 @@ def detections_arrow_table(rows: Sequence[DetectionEvent]) -> pa.Table:
     return pa.table(columns, schema=DETECTIONS_ARROW_SCHEMA)
 
 
+ALERTS_ARROW_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("scope_level", pa.string()),
+        ("scope_id", pa.string()),
+        ("state", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("fired_at", _TS),
+        ("resolved_at", _TS),
+        ("changed_at", _TS),
+        ("message", pa.string()),
+    ]
+)
+
+
+def alerts_arrow_table(rows: Sequence[Alert]) -> pa.Table:
+    """One Arrow table for an insert into ``alerts``; ``changed_at``, the
+    version that lets RESOLVED replace FIRING, is the latest of the two times."""
+    columns: dict[str, list[object]] = {name: [] for name in ALERTS_ARROW_SCHEMA.names}
+    for row in rows:
+        columns["alert_id"].append(row["alert_id"])
+        columns["rule_id"].append(row["rule_id"])
+        columns["scope_level"].append(row["scope_level"])
+        columns["scope_id"].append(row["scope_id"])
+        columns["state"].append(row["state"])
+        columns["metric"].append(row["metric"])
+        columns["value"].append(row["value"])
+        columns["threshold"].append(row["threshold"])
+        columns["fired_at"].append(row["fired_at_ms"])
+        columns["resolved_at"].append(row["resolved_at_ms"])
+        columns["changed_at"].append(
+            max(row["fired_at_ms"], row["resolved_at_ms"] or row["fired_at_ms"])
+        )
+        columns["message"].append(row["message"])
+    return pa.table(columns, schema=ALERTS_ARROW_SCHEMA)
+
+
+CAMERA_STATUS_ARROW_SCHEMA = pa.schema(
+    [
+        ("camera_id", pa.string()),
+        ("state", pa.string()),
+        ("changed_at", _TS),
+        ("reason", pa.string()),
+        ("last_frame_at", _TS),
+    ]
+)
+
+
+def camera_status_arrow_table(rows: Sequence[CameraStatus]) -> pa.Table:
+    """One Arrow table for an insert into ``camera_status``."""
+    return pa.table(
+        {
+            "camera_id": [row["camera_id"] for row in rows],
+            "state": [row["state"] for row in rows],
+            "changed_at": [row["changed_at_ms"] for row in rows],
+            "reason": [row["reason"] for row in rows],
+            "last_frame_at": [row["last_frame_at_ms"] for row in rows],
+        },
+        schema=CAMERA_STATUS_ARROW_SCHEMA,
+    )
+
+
 def ensure_tables(
-    client: Client, database: str, detections_ttl_days: int | None = None
+    client: Client,
+    database: str,
+    detections_ttl_days: int | None = None,
+    cameras: Sequence[CameraConfig] | None = None,
 ) -> None:
-    """Bring the database's schema up to date (``pantau db migrate``) and set
-    the detections retention; safe to repeat."""
+    """Bring the database's schema up to date (``pantau db migrate``), set the
+    detections retention and, given the configured cameras, the camera
+    dimension; safe to repeat."""
     migrate(client, database)
     apply_retention(client, database, detections_ttl_days)
+    if cameras is not None:
+        sync_cameras(client, database, cameras)
 
 
 def apply_retention(client: Client, database: str, ttl_days: int | None) -> None:

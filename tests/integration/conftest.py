@@ -26,3 +26,13 @@ def clickhouse_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_in_process_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``chdb:///`` URL for in-process chDB in this test process.
+
+    chDB allows one engine, on one path, per process: every test that uses
+    in-process chDB shares this one; give each its own database.
+    """
+    return f"chdb://{tmp_path_factory.mktemp('chdb-in-process')}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,15 @@ from confluent_kafka import Producer
 from infra.clickhouse_server import EmbeddedClickHouse
 from infra.embedded import Endpoints
 from infra.kafka_broker import EmbeddedKafka
+from infra.topics_admin import ensure_topics
 from pantau.clickhouse import connect
 from pantau.config import PantauConfig
 from pantau.kafka import topic_name
-from pantau.services import build_sink
+from pantau.services import build_sink, prepare_clickhouse
 from schemas.codec import AvroCodec
-from schemas.records import WindowAggregate
+from schemas.records import Alert, CameraStatus, WindowAggregate
 from schemas.registry import LocalResolver
-from schemas.topics import DEAD_LETTER, DETECTIONS, WINDOWS
+from schemas.topics import ALERTS, CAMERA_STATUS, DEAD_LETTER, DETECTIONS, WINDOWS
 from stream_apps.sink import INSERT_FAILURES
 from tests.conftest import make_config
 from tests.kafka_io import read_until
@@ -102,6 +104,8 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     )
     endpoints = Endpoints(bootstrap, clickhouse_server.url)
     stop = threading.Event()
+    ensure_topics(config.kafka, bootstrap)
+    prepare_clickhouse(config, endpoints)
     sink = build_sink(config, endpoints, stop)
     windows_topic = topic_name(config.kafka, WINDOWS)
     codec = AvroCodec(windows_topic, "window_aggregate", LocalResolver())
@@ -162,27 +166,35 @@ def test_sink_lands_latest_revision_and_survives_clickhouse_outage(
     assert dead[0][1]["service"] == "sink"
 
 
+@pytest.fixture(params=["server", "in-process"])
+def clickhouse_url(request: pytest.FixtureRequest) -> str:
+    """The chDB HTTP server's URL, then in-process chDB's ``chdb:///`` URL."""
+    if request.param == "server":
+        server: EmbeddedClickHouse = request.getfixturevalue("clickhouse_server")
+        return server.url
+    url: str = request.getfixturevalue("chdb_in_process_url")
+    return url
+
+
 def test_detections_sink_lands_each_frame_once_with_its_boxes(
     kafka_broker: EmbeddedKafka,
-    clickhouse_server: EmbeddedClickHouse,
+    clickhouse_url: str,
     topic_prefix: str,
     tmp_path: Path,
 ) -> None:
+    """The same sink against the chDB HTTP server and in-process chDB."""
     bootstrap = kafka_broker.bootstrap_servers
     database = f"det_{abs(hash(topic_prefix)) % 10**8}"
+    url = clickhouse_url
     # The events are from January: a retention would delete them.
     config = sink_config(
-        bootstrap,
-        topic_prefix,
-        tmp_path,
-        clickhouse_server.url,
-        database,
-        detections_ttl_days=None,
+        bootstrap, topic_prefix, tmp_path, url, database, detections_ttl_days=None
     )
     stop = threading.Event()
-    sink = build_sink(
-        config, Endpoints(bootstrap, clickhouse_server.url), stop, "detections"
-    )
+    endpoints = Endpoints(bootstrap, url)
+    ensure_topics(config.kafka, bootstrap)
+    prepare_clickhouse(config, endpoints)
+    sink = build_sink(config, endpoints, stop, "detections")
     topic = topic_name(config.kafka, DETECTIONS)
     codec = AvroCodec(topic, "detection_event", LocalResolver())
     boxed = detection_event("e2", T0 + 2_000, 1, vehicles={"car": 2})
@@ -204,7 +216,7 @@ def test_detections_sink_lands_each_frame_once_with_its_boxes(
     assert producer.flush(10) == 0
 
     def rows() -> list[tuple[Any, ...]]:
-        client = connect(config.clickhouse, clickhouse_server.url)
+        client = connect(config.clickhouse, url)
         return [
             tuple(row)
             for row in client.query(
@@ -229,3 +241,110 @@ def test_detections_sink_lands_each_frame_once_with_its_boxes(
     assert box["violation"] is True
     assert box["score"] == pytest.approx(0.75)
     assert box["y_max"] == pytest.approx(0.9)
+
+
+def test_alerts_and_camera_status_sinks(
+    kafka_broker: EmbeddedKafka,
+    clickhouse_server: EmbeddedClickHouse,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """A resolved alert replaces its firing row; every camera state change is
+    kept once; the camera dimension describes the configured camera."""
+    bootstrap = kafka_broker.bootstrap_servers
+    database = f"al_{abs(hash(topic_prefix)) % 10**8}"
+    config = sink_config(
+        bootstrap, topic_prefix, tmp_path, clickhouse_server.url, database
+    )
+    endpoints = Endpoints(bootstrap, clickhouse_server.url)
+    ensure_topics(config.kafka, bootstrap)
+    prepare_clickhouse(config, endpoints)
+    stop = threading.Event()
+    sinks = [
+        build_sink(config, endpoints, stop, table)
+        for table in ("alerts", "camera_status")
+    ]
+
+    firing: Alert = {
+        "alert_id": "a-1",
+        "rule_id": "low-compliance",
+        "scope_level": "KECAMATAN",
+        "scope_id": "Jakarta/Gambir",
+        "state": "FIRING",
+        "metric": "compliance_ratio",
+        "value": 0.41,
+        "threshold": 0.6,
+        "fired_at_ms": T0,
+        "resolved_at_ms": None,
+        "message": "mask compliance 41% below 60%",
+    }
+    resolved: Alert = {
+        **firing,
+        "state": "RESOLVED",
+        "value": 0.72,
+        "resolved_at_ms": T0 + 600_000,
+    }
+    statuses: list[CameraStatus] = [
+        {
+            "camera_id": "cam-1",
+            "state": state,
+            "changed_at_ms": T0 + offset_ms,
+            "reason": reason,
+            "last_frame_at_ms": None,
+        }
+        for state, offset_ms, reason in (
+            ("ONLINE", 0, None),
+            ("OFFLINE", 60_000, "connection refused"),
+            ("ONLINE", 120_000, None),
+        )
+    ]
+    producer = Producer({"bootstrap.servers": bootstrap})
+    alerts_topic = topic_name(config.kafka, ALERTS)
+    alert_codec = AvroCodec(alerts_topic, "alert", LocalResolver())
+    for alert in (firing, firing, resolved):
+        producer.produce(
+            alerts_topic,
+            key=b"low-compliance:KECAMATAN:Jakarta/Gambir",
+            value=alert_codec.encode(alert),
+        )
+    status_topic = topic_name(config.kafka, CAMERA_STATUS)
+    status_codec = AvroCodec(status_topic, "camera_status", LocalResolver())
+    for record in [*statuses, statuses[1]]:
+        producer.produce(status_topic, key=b"cam-1", value=status_codec.encode(record))
+    assert producer.flush(10) == 0
+
+    client = connect(config.clickhouse, clickhouse_server.url)
+
+    def landed() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        alerts = client.query(
+            f"SELECT alert_id, state, value, resolved_at FROM {database}.alerts FINAL"
+        ).result_rows
+        changes = client.query(
+            f"SELECT state, reason FROM {database}.camera_status FINAL "
+            "ORDER BY changed_at"
+        ).result_rows
+        return [tuple(r) for r in alerts], [tuple(r) for r in changes]
+
+    threads = [threading.Thread(target=sink.run) for sink in sinks]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: len(landed()[0]) == 1 and len(landed()[1]) == 3)
+        wait_for(lambda: landed()[0][0][1] == "RESOLVED")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    alerts, changes = landed()
+    [(alert_id, state, value, resolved_at)] = alerts
+    assert (alert_id, state, value) == ("a-1", "RESOLVED", pytest.approx(0.72))
+    assert resolved_at.replace(tzinfo=UTC).timestamp() * 1000 == T0 + 600_000
+    assert changes == [
+        ("ONLINE", None),
+        ("OFFLINE", "connection refused"),
+        ("ONLINE", None),
+    ]
+    cameras = client.query(
+        f"SELECT camera_id, kecamatan, configured FROM {database}.cameras FINAL"
+    ).result_rows
+    assert [tuple(row) for row in cameras] == [("cam-1", "Gambir", True)]
