@@ -358,20 +358,54 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_analytics_user(args: argparse.Namespace) -> int:
+    from stream_apps.analytics_user import AnalyticsUser, AnalyticsUserError
+
+    config = load(args)
+    password = os.environ.get(args.password_env)
+    if not password:
+        raise UsageError(
+            f"the analytics user's password is read from ${args.password_env}, "
+            "which is unset or empty; export it (at least 12 characters) or name "
+            "another variable with --password-env"
+        )
+    try:
+        user = AnalyticsUser.create(
+            args.name,
+            password,
+            config.clickhouse.database,
+            tuple(args.network or ["::/0"]),
+        )
+    except AnalyticsUserError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "xml":
+        print(user.users_xml(), end="")
+    else:
+        print(";\n".join(user.access_sql()) + ";")
+    return 0
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from infra.embedded import resolve_endpoints
     from pantau.clickhouse import connect
     from pantau.table_output import format_table
+    from stream_apps.camera_dimension import sync_cameras
     from stream_apps.clickhouse_migrations import migrate, status
     from stream_apps.clickhouse_tables import apply_retention
 
+    if args.action == "analytics-user":
+        return _print_analytics_user(args)
     config = load(args)
     client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
     database = config.clickhouse.database
     if args.action == "migrate":
         applied = migrate(client, database)
         apply_retention(client, database, config.clickhouse.detections_ttl_days)
-        print(f"migrations applied: {len(applied)} database={database}")
+        cameras = sync_cameras(client, database, config.cameras)
+        print(
+            f"migrations applied: {len(applied)} database={database} "
+            f"camera rows written: {cameras}"
+        )
     rows = [
         [
             f"V{state.migration.version:04d}",
@@ -530,11 +564,37 @@ def build_parser() -> argparse.ArgumentParser:
     bench_windows.add_argument("--cameras", type=int, default=300)
     bench_windows.set_defaults(func=cmd_bench_windows)
 
-    db = commands.add_parser("db", help="ClickHouse schema versions")
+    db = commands.add_parser(
+        "db", help="ClickHouse schema versions and the analytics user"
+    )
     db.add_argument(
         "action",
-        choices=["migrate", "status"],
-        help="migrate: apply pending migrations; status: list them",
+        choices=["migrate", "status", "analytics-user"],
+        help="migrate: apply pending migrations and write the camera dimension; "
+        "status: list the migrations; analytics-user: print a read-only user "
+        "for a ClickHouse server",
+    )
+    db.add_argument(
+        "--name", default="analyst", help="analytics user name (default %(default)s)"
+    )
+    db.add_argument(
+        "--password-env",
+        default="PANTAU_ANALYTICS_PASSWORD",
+        help="environment variable holding the analytics user's password "
+        "(default %(default)s); only its SHA-256 is printed",
+    )
+    db.add_argument(
+        "--network",
+        action="append",
+        help="address or CIDR the analytics user may connect from; repeat for "
+        "several (default ::/0, any)",
+    )
+    db.add_argument(
+        "--format",
+        choices=["xml", "sql"],
+        default="xml",
+        help="xml: a users.d file; sql: statements for SQL access control "
+        "(default %(default)s)",
     )
     db.set_defaults(func=cmd_db)
 

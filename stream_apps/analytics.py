@@ -1,8 +1,8 @@
 """The named analytics queries a city analyst runs with ``pantau sql NAME``.
 
-Every query reads the windows table with FINAL (one row per window) and takes
-its values as ClickHouse query parameters (``{name:Type}``), never by pasting
-text into SQL. Dates are calendar days in ``TIMEZONE``, the city's clock.
+Every query reads its tables with FINAL (one row per window, per camera state
+change, per camera) and takes its values as ClickHouse query parameters
+(``{name:Type}``), never by pasting text into SQL. Dates are calendar days in ``TIMEZONE``, the city's clock.
 """
 
 from __future__ import annotations
@@ -154,6 +154,56 @@ GROUP BY camera_id, kecamatan, kelurahan, hour_local
 HAVING violators > 0
 ORDER BY violators DESC, camera_id, hour_local
 LIMIT {{limit:UInt32}}
+""",
+    ),
+    NamedQuery(
+        "camera-uptime",
+        "share of monitored time each configured camera was ONLINE, from "
+        "--from-date to --to-date (inclusive), lowest first",
+        (
+            Parameter("from-date", "Date", "the first day as YYYY-MM-DD"),
+            Parameter("to-date", "Date", "the last day as YYYY-MM-DD"),
+        ),
+        f"""
+WITH
+    toUnixTimestamp64Milli(toDateTime64({{from_date:Date}}, 3, '{TIMEZONE}'))
+        AS period_start_ms,
+    toUnixTimestamp64Milli(toDateTime64({{to_date:Date}} + 1, 3, '{TIMEZONE}'))
+        AS period_end_ms
+SELECT
+    camera.camera_id AS camera_id,
+    camera.kecamatan AS kecamatan,
+    camera.kelurahan AS kelurahan,
+    round(sumIf(spell.seconds, spell.state = 'ONLINE') / 3600, 2) AS online_hours,
+    round(sumIf(spell.seconds, spell.state NOT IN ('', 'INACTIVE')) / 3600, 2)
+        AS monitored_hours,
+    round(online_hours / nullIf(monitored_hours, 0), 3) AS uptime_ratio,
+    countIf(spell.state IN ('OFFLINE', 'FROZEN') AND spell.seconds > 0) AS outages
+FROM {{database}}.cameras AS camera FINAL
+LEFT JOIN
+(
+    SELECT
+        camera_id,
+        state,
+        greatest(0, least(next_ms, period_end_ms) - greatest(start_ms, period_start_ms))
+            / 1000 AS seconds
+    FROM
+    (
+        SELECT
+            camera_id,
+            state,
+            toUnixTimestamp64Milli(changed_at) AS start_ms,
+            leadInFrame(toUnixTimestamp64Milli(changed_at), 1, period_end_ms) OVER (
+                PARTITION BY camera_id ORDER BY changed_at
+                ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING
+            ) AS next_ms
+        FROM {{database}}.camera_status FINAL
+        WHERE toUnixTimestamp64Milli(changed_at) < period_end_ms
+    )
+) AS spell ON spell.camera_id = camera.camera_id
+WHERE camera.configured
+GROUP BY camera_id, kecamatan, kelurahan
+ORDER BY uptime_ratio ASC NULLS FIRST, camera_id
 """,
     ),
     NamedQuery(

@@ -1,5 +1,6 @@
-"""The named analytics queries on windows made by the window stages from two
-days of detection events, checked against sums computed from the events."""
+"""The named analytics queries and the rollups on windows made by the window
+stages from two days of detection events, checked against sums computed from
+the events; camera uptime on a generated history of camera states."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import clickhouse_connect
@@ -15,10 +16,15 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse_server import EmbeddedClickHouse
-from schemas.records import DetectionEvent
+from pantau.config import CameraConfig
+from schemas.records import CameraStatus, DetectionEvent
 from stream_apps.analytics import QueryArgumentError, named_query
+from stream_apps.camera_dimension import sync_cameras
 from stream_apps.clickhouse_migrations import migrate
-from stream_apps.clickhouse_tables import windows_arrow_table
+from stream_apps.clickhouse_tables import (
+    camera_status_arrow_table,
+    windows_arrow_table,
+)
 from tests.unit.test_window_state import Pipeline
 from tests.window_streams import MINUTE_MS, REGIONS, T0, make_event
 
@@ -26,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 WIB = timezone(timedelta(hours=7))
+WIB_NAME = "Asia/Jakarta"
 LAST_WEEK = date(2026, 1, 1)  # T0 is 07:00 WIB that day
 TODAY = date(2026, 1, 8)
 
@@ -60,9 +67,11 @@ def loaded(
     )
     database = f"a_{uuid.uuid4().hex[:8]}"
     migrate(client, database)
-    client.insert_arrow(
-        f"{database}.windows", windows_arrow_table(list(pipeline.latest.values()))
-    )
+    # Every revision, in a few batches, and one batch twice: a sink redelivery.
+    revisions = list(pipeline.published)
+    batches = [revisions[index::3] for index in range(3)]
+    for batch in [*batches, batches[1]]:
+        client.insert_arrow(f"{database}.windows", windows_arrow_table(batch))
     yield client, database, events
 
 
@@ -188,3 +197,145 @@ def test_named_query_values_are_checked() -> None:
         query.bind({"kecamatan": "Gambir", "date": "2026-01-08", "city": "x"})
     with pytest.raises(QueryArgumentError, match="plain identifier"):
         query.render("pantau; DROP TABLE x")
+
+
+def test_rollups_count_each_window_once_despite_revisions_and_redelivery(
+    loaded: tuple[Client, str, list[DetectionEvent]],
+) -> None:
+    client, database, events = loaded
+    hourly = {
+        (row[0], row[1], row[2].replace(tzinfo=UTC)): row[3:]
+        for row in client.query(
+            "SELECT scope_level, scope_id, hour_start, windows, frames, people_sum, "
+            "masked_sum, violators_sum, people_max, vehicles_sum "
+            f"FROM {database}.windows_hourly_totals"
+        ).result_rows
+    }
+    expected: dict[tuple[str, str, datetime], list[Any]] = {}
+    for event in events:
+        hour = datetime.fromtimestamp(event["captured_at_ms"] // 3_600_000 * 3600, UTC)
+        region = event["region"]
+        counts = event["counts"]
+        for level, scope_id in (
+            ("CAMERA", event["camera_id"]),
+            ("KECAMATAN", f"{region['city']}/{region['kecamatan']}"),
+            ("CITY", region["city"]),
+        ):
+            row = expected.setdefault(
+                (level, scope_id, hour), [set(), 0, 0, 0, 0, 0, defaultdict(int)]
+            )
+            row[0].add(event["captured_at_ms"] // (15 * MINUTE_MS))
+            row[1] += 1
+            row[2] += counts["people"]
+            row[3] += counts["masked"]
+            row[4] += counts["distancing_violators"]
+            row[5] = max(row[5], counts["people"])
+            for vehicle_class, count in counts["vehicles"].items():
+                row[6][vehicle_class] += count
+    assert expected
+    for key, (
+        quarters,
+        frames,
+        people,
+        masked,
+        violators,
+        most,
+        vehicles,
+    ) in expected.items():
+        assert hourly[key] == (
+            len(quarters),
+            frames,
+            people,
+            masked,
+            violators,
+            most,
+            {name: count for name, count in vehicles.items() if count},
+        ), key
+
+    # The daily rollup agrees with the windows themselves, read with FINAL.
+    daily = client.query(
+        "SELECT scope_level, scope_id, day, frames, people_sum, unmasked_sum "
+        f"FROM {database}.windows_daily_totals ORDER BY scope_level, scope_id, day"
+    ).result_rows
+    from_windows = client.query(
+        f"SELECT scope_level, scope_id, toDate(window_start, '{WIB_NAME}') AS day, "
+        "sum(frames), sum(people_sum), sum(unmasked_sum) "
+        f"FROM {database}.windows FINAL WHERE window_kind = 'TUMBLING' "
+        "GROUP BY scope_level, scope_id, day ORDER BY scope_level, scope_id, day"
+    ).result_rows
+    assert daily == from_windows
+    assert len(daily) > 10
+
+
+def status(camera: str, state: str, at_ms: int) -> CameraStatus:
+    return {
+        "camera_id": camera,
+        "state": state,  # type: ignore[typeddict-item]
+        "changed_at_ms": at_ms,
+        "reason": None,
+        "last_frame_at_ms": None,
+    }
+
+
+def test_camera_uptime_from_state_changes(
+    clickhouse_server: EmbeddedClickHouse,
+) -> None:
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1", port=clickhouse_server.http_port
+    )
+    database = f"u_{uuid.uuid4().hex[:8]}"
+    migrate(client, database)
+    cameras = [
+        CameraConfig.model_validate(
+            {
+                "id": camera,
+                "source_url": "/footage.mp4",
+                "region": {"city": "Jakarta", "kecamatan": kecamatan, "kelurahan": "X"},
+            }
+        )
+        for camera, kecamatan in (
+            ("cam-a", "Gambir"),
+            ("cam-b", "Menteng"),
+            ("cam-silent", "Menteng"),
+        )
+    ]
+    sync_cameras(client, database, cameras)
+    day_ms = int(datetime(2026, 1, 5, tzinfo=WIB).timestamp() * 1000)
+    hour_ms = 3_600_000
+    history = [
+        # cam-a: online from the day before, offline 06:00-09:00, frozen for
+        # 30 minutes, inactive from 22:00.
+        status("cam-a", "ONLINE", day_ms - 5 * hour_ms),
+        status("cam-a", "OFFLINE", day_ms + 6 * hour_ms),
+        status("cam-a", "RECONNECTING", day_ms + 8 * hour_ms),
+        status("cam-a", "ONLINE", day_ms + 9 * hour_ms),
+        status("cam-a", "FROZEN", day_ms + 12 * hour_ms),
+        status("cam-a", "ONLINE", day_ms + 12 * hour_ms + hour_ms // 2),
+        status("cam-a", "INACTIVE", day_ms + 22 * hour_ms),
+        # cam-b: first seen at 12:00 and online since; a change the next day
+        # lies outside the period.
+        status("cam-b", "ONLINE", day_ms + 12 * hour_ms),
+        status("cam-b", "OFFLINE", day_ms + 30 * hour_ms),
+    ]
+    # Delivered twice, as after a sink restart.
+    client.insert_arrow(
+        f"{database}.camera_status", camera_status_arrow_table(history + history[:4])
+    )
+    rows = {
+        row["camera_id"]: row
+        for row in run(
+            client,
+            database,
+            "camera-uptime",
+            **{"from-date": "2026-01-05", "to-date": "2026-01-05"},
+        )
+    }
+    assert list(rows) == ["cam-silent", "cam-a", "cam-b"]
+    assert rows["cam-a"]["online_hours"] == pytest.approx(6 + 3 + 9.5)
+    assert rows["cam-a"]["monitored_hours"] == pytest.approx(22)
+    assert rows["cam-a"]["uptime_ratio"] == pytest.approx(18.5 / 22, abs=1e-3)
+    assert rows["cam-a"]["outages"] == 2
+    assert rows["cam-b"]["uptime_ratio"] == pytest.approx(1.0)
+    assert rows["cam-b"]["monitored_hours"] == pytest.approx(12)
+    assert rows["cam-silent"]["uptime_ratio"] is None
+    assert rows["cam-silent"]["kecamatan"] == "Menteng"
