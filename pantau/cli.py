@@ -311,7 +311,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from infra.embedded import resolve_endpoints
+    from infra.embedded import resolve_clickhouse_url
     from pantau.clickhouse import connect
     from pantau.table_output import format_json_lines, format_table, format_tsv
     from stream_apps.analytics import (
@@ -351,7 +351,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
             parameters = named.bind(flags)
     except QueryArgumentError as error:
         raise UsageError(str(error)) from None
-    client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
+    client = connect(config.clickhouse, resolve_clickhouse_url(config))
     result = client.query(sql, parameters=parameters)
     formatter = {"table": format_table, "tsv": format_tsv, "json": format_json_lines}
     print(formatter[output_format](result.column_names, result.result_rows))
@@ -386,7 +386,7 @@ def _print_analytics_user(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from infra.embedded import resolve_endpoints
+    from infra.embedded import resolve_clickhouse_url
     from pantau.clickhouse import connect
     from pantau.table_output import format_table
     from stream_apps.camera_dimension import sync_cameras
@@ -396,7 +396,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "analytics-user":
         return _print_analytics_user(args)
     config = load(args)
-    client = connect(config.clickhouse, resolve_endpoints(config).clickhouse_url)
+    client = connect(config.clickhouse, resolve_clickhouse_url(config))
     database = config.clickhouse.database
     if args.action == "migrate":
         applied = migrate(client, database)

@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse_server import EmbeddedClickHouse
 from pantau.config import CameraConfig
-from schemas.records import CameraStatus, DetectionEvent
+from schemas.records import CameraState, CameraStatus, DetectionEvent
 from stream_apps.analytics import QueryArgumentError, named_query
 from stream_apps.camera_dimension import sync_cameras
 from stream_apps.clickhouse_migrations import migrate
@@ -267,10 +267,10 @@ def test_rollups_count_each_window_once_despite_revisions_and_redelivery(
     assert len(daily) > 10
 
 
-def status(camera: str, state: str, at_ms: int) -> CameraStatus:
+def status(camera: str, state: CameraState, at_ms: int) -> CameraStatus:
     return {
         "camera_id": camera,
-        "state": state,  # type: ignore[typeddict-item]
+        "state": state,
         "changed_at_ms": at_ms,
         "reason": None,
         "last_frame_at_ms": None,

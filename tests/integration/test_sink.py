@@ -22,7 +22,7 @@ from pantau.config import PantauConfig
 from pantau.kafka import topic_name
 from pantau.services import build_sink, prepare_clickhouse
 from schemas.codec import AvroCodec
-from schemas.records import Alert, CameraStatus, WindowAggregate
+from schemas.records import Alert, CameraState, CameraStatus, WindowAggregate
 from schemas.registry import LocalResolver
 from schemas.topics import ALERTS, CAMERA_STATUS, DEAD_LETTER, DETECTIONS, WINDOWS
 from stream_apps.sink import INSERT_FAILURES
@@ -284,6 +284,11 @@ def test_alerts_and_camera_status_sinks(
         "value": 0.72,
         "resolved_at_ms": T0 + 600_000,
     }
+    history: list[tuple[CameraState, int, str | None]] = [
+        ("ONLINE", 0, None),
+        ("OFFLINE", 60_000, "connection refused"),
+        ("ONLINE", 120_000, None),
+    ]
     statuses: list[CameraStatus] = [
         {
             "camera_id": "cam-1",
@@ -292,11 +297,7 @@ def test_alerts_and_camera_status_sinks(
             "reason": reason,
             "last_frame_at_ms": None,
         }
-        for state, offset_ms, reason in (
-            ("ONLINE", 0, None),
-            ("OFFLINE", 60_000, "connection refused"),
-            ("ONLINE", 120_000, None),
-        )
+        for state, offset_ms, reason in history
     ]
     producer = Producer({"bootstrap.servers": bootstrap})
     alerts_topic = topic_name(config.kafka, ALERTS)
