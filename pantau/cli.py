@@ -236,6 +236,28 @@ def cmd_bench_windows(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_sink(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from infra.embedded import kafka_for_benchmark
+    from stream_apps.sink_bench import bench_sink
+
+    config = load(args)
+    with (
+        kafka_for_benchmark(config) as bootstrap,
+        tempfile.TemporaryDirectory(prefix="pantau-bench-chdb-") as chdb_dir,
+    ):
+        report = bench_sink(
+            config,
+            bootstrap,
+            args.clickhouse_url or f"chdb://{chdb_dir}",
+            rows=args.rows,
+            cameras=args.cameras,
+        )
+    print(report)
+    return 0
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from inference.detectors import build_analyzer
     from inference.local import LocalInputError, describe, detect_files
@@ -563,6 +585,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench_windows.add_argument("--events", type=int, default=30_000)
     bench_windows.add_argument("--cameras", type=int, default=300)
     bench_windows.set_defaults(func=cmd_bench_windows)
+    bench_sink = bench_sub.add_parser(
+        "sink",
+        help="detection events from Kafka into ClickHouse through the sink, "
+        "against bare Arrow inserts of the same rows",
+    )
+    bench_sink.add_argument("--rows", type=int, default=100_000)
+    bench_sink.add_argument("--cameras", type=int, default=300)
+    bench_sink.add_argument(
+        "--clickhouse-url",
+        help="ClickHouse to measure (default: a temporary in-process chDB); a "
+        "database bench_sink_* is created there and dropped",
+    )
+    bench_sink.set_defaults(func=cmd_bench_sink)
 
     db = commands.add_parser(
         "db", help="ClickHouse schema versions and the analytics user"

@@ -2,7 +2,8 @@
 
 Every query reads its tables with FINAL (one row per window, per camera state
 change, per camera) and takes its values as ClickHouse query parameters
-(``{name:Type}``), never by pasting text into SQL. Dates are calendar days in ``TIMEZONE``, the city's clock.
+(``{name:Type}``), never by pasting text into SQL. Dates are calendar days in
+``TIMEZONE``, the city's clock.
 """
 
 from __future__ import annotations
