@@ -18,8 +18,13 @@ from pantau.clickhouse import connect
 from pantau.config import PantauConfig
 from pantau.progress import ProgressProbe, Snapshot
 from pantau.runtime import install_stop_handlers
-from pantau.services import INFERENCE_GROUP, SINK_GROUP, prepare_clickhouse
-from schemas.topics import DETECTIONS, FRAMES, WINDOWS
+from pantau.services import (
+    INFERENCE_GROUP,
+    SINK_GROUP,
+    prepare_clickhouse,
+    sink_group,
+)
+from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
 from stream_apps.windows import APP_ID
 
 log = logging.getLogger("pantau.up")
@@ -107,6 +112,8 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
                 INFERENCE_GROUP: FRAMES,
                 f"{config.kafka.topic_prefix}{APP_ID}": DETECTIONS,
                 SINK_GROUP: WINDOWS,
+                sink_group("detections"): DETECTIONS,
+                sink_group("camera_status"): CAMERA_STATUS,
             },
         )
         for role in _START_ORDER:

@@ -107,6 +107,22 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
             "json",
         )
         assert levels.returncode == 0, levels.stderr
+        landed = pantau(
+            config,
+            "sql",
+            "SELECT "
+            "(SELECT count() FROM pantau.detections FINAL) AS detections, "
+            "(SELECT sum(frames) FROM pantau.windows_daily_totals "
+            "WHERE scope_level = 'CAMERA') AS daily_frames, "
+            "(SELECT sum(frames) FROM pantau.windows_hourly_totals "
+            "WHERE scope_level = 'CAMERA') AS hourly_frames, "
+            "(SELECT groupUniqArray(state) FROM pantau.camera_status FINAL "
+            "WHERE camera_id = 'monas-01') AS states, "
+            "(SELECT count() FROM pantau.cameras FINAL WHERE configured) AS cameras",
+            "--format",
+            "json",
+        )
+        assert landed.returncode == 0, landed.stderr
     finally:
         down = pantau(config, "infra", "down")
         assert down.returncode == 0, down.stderr
@@ -114,6 +130,13 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
 
     assert rows, "no window reached ClickHouse"
     assert sum(row["frames"] for row in rows) == FRAMES  # none lost, none twice
+    # Every frame's event, the rollups of the camera windows, the camera's
+    # health and the camera dimension landed too.
+    tables = json.loads(landed.stdout)
+    assert tables["detections"] == FRAMES
+    assert tables["daily_frames"] == tables["hourly_frames"] == FRAMES
+    assert "ONLINE" in tables["states"]
+    assert tables["cameras"] == 1
     # Region windows follow each detections partition's share, forwarded at
     # every minute of event time and every window_heartbeat_s: a short run
     # shows part of its frames there.
