@@ -23,6 +23,16 @@ def free_port(exclude: Collection[int] = ()) -> int:
             return port
 
 
+def free_port_pair() -> int:
+    """Return a port P on 127.0.0.1 such that P and P + 1 are both free now,
+    for services that take the next port too (the embedded broker's
+    controller)."""
+    while True:
+        port = free_port()
+        if port < 65535 and port_is_free(port + 1):
+            return port
+
+
 def port_is_free(port: int) -> bool:
     """Tell whether a server could listen on 127.0.0.1:`port` now.
 

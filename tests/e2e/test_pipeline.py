@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.ports import free_port
+from infra.ports import free_port, free_port_pair
 from tests.conftest import CACHE_DIR, VTEST
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,7 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
             }
         )
     )
-    kafka_port = free_port()
+    kafka_port = free_port_pair()
     ports = [
         "--kafka-port",
         str(kafka_port),
