@@ -130,11 +130,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from pantau import services
 
     config = load(args)
-    if args.role == "windows":
-        # The windows app talks to Kafka only: it needs no ClickHouse.
-        services.run_windows(
-            config, resolve_bootstrap(config), metrics_port=args.metrics_port
-        )
+    if args.role in ("windows", "alerts", "webhooks"):
+        from pantau import alert_services
+
+        # These talk to Kafka only: they need no ClickHouse.
+        run = {
+            "windows": services.run_windows,
+            "alerts": alert_services.run_alerting,
+            "webhooks": alert_services.run_webhooks,
+        }[args.role]
+        run(config, resolve_bootstrap(config), metrics_port=args.metrics_port)
         return 0
     endpoints = resolve_endpoints(config)
     if args.role == "producers":
@@ -502,7 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("producers", "sample cameras and publish frames"),
         ("inference", "detect people in frames and publish detection events"),
         ("windows", "keep 15-minute windows per camera (faust worker)"),
-        ("sink", "land window aggregates in ClickHouse"),
+        ("sink", "land windows, detections, alerts and camera status in ClickHouse"),
+        ("alerts", "judge the alert rules and publish alert lifecycle messages"),
+        ("webhooks", "POST every alert to the webhook subscribers, signed"),
     ):
         worker = commands.add_parser(role, help=summary)
         worker.add_argument("action", choices=["run"])

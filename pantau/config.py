@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -26,6 +25,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pantau.config_alerting import AlertingConfig
+from pantau.config_base import Section as _Section
+from pantau.config_base import url_scheme as _scheme
 from pantau.redact import looks_secret, redact_url
 
 __all__ = [
@@ -48,28 +50,7 @@ _Finite = Annotated[float, Field(allow_inf_nan=False)]
 _Pixel = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 _Side = Annotated[int, Field(ge=1, le=16384)]
 
-_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _HH_MM = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-
-
-def _scheme(url: str) -> str | None:
-    match = _URL_SCHEME.match(url)
-    return match.group(1).lower() if match else None
-
-
-class _Section(BaseModel):
-    """Shared settings; ``_url_fields`` are shown through ``redact_url``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    _url_fields: ClassVar[frozenset[str]] = frozenset()
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            if name in self._url_fields and isinstance(value, str):
-                yield name, redact_url(value)
-            else:
-                yield name, value
 
 
 class KafkaConfig(_Section):
@@ -834,6 +815,10 @@ class PantauConfig(_Section):
     )
     cameras: list[CameraConfig] = Field(
         default_factory=list, max_length=10_000, description="Cameras to sample."
+    )
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig,
+        description="Alert rules and webhook subscribers.",
     )
 
     @model_validator(mode="before")

@@ -58,11 +58,11 @@ INFERENCE_GROUP = "pantau-inference"
 SINK_GROUP = "pantau-sink-windows"
 
 
-def _client_id(service: str) -> str:
+def client_id(service: str) -> str:
     return f"pantau-{service}-{socket.gethostname()}-{os.getpid()}"
 
 
-def _serve_metrics(port: int | None) -> None:
+def serve_metrics(port: int | None) -> None:
     if port is not None:
         start_http_server(port, addr="127.0.0.1")
         log.info("metrics served url=http://127.0.0.1:%s/metrics", port)
@@ -92,7 +92,7 @@ def build_samplers(
             f"among {[c.id for c in config.cameras]}, got {camera_ids or 'all'}"
         )
     producer_conf = producer_config(
-        kafka, endpoints.bootstrap_servers, _client_id("producers")
+        kafka, endpoints.bootstrap_servers, client_id("producers")
     )
     producer_conf["queue.buffering.max.kbytes"] = config.producers.buffer_max_kbytes
     resolver = make_resolver(kafka)
@@ -151,7 +151,7 @@ def run_producers(
     """Sample the configured cameras of this shard and publish their frames."""
     stop = threading.Event()
     install_stop_handlers(stop, "producers")
-    _serve_metrics(metrics_port)
+    serve_metrics(metrics_port)
     publisher, samplers = build_samplers(
         config,
         endpoints,
@@ -174,13 +174,11 @@ def build_inference_worker(
     kafka = config.kafka
     ensure_topics(kafka, endpoints.bootstrap_servers)
     resolver = make_resolver(kafka)
-    client_id = _client_id("inference")
-    tracker = DeliveryTracker(
-        make_producer(kafka, endpoints.bootstrap_servers, client_id)
-    )
+    client = client_id("inference")
+    tracker = DeliveryTracker(make_producer(kafka, endpoints.bootstrap_servers, client))
     worker = InferenceWorker(
         consumer=make_consumer(
-            kafka, endpoints.bootstrap_servers, INFERENCE_GROUP, client_id
+            kafka, endpoints.bootstrap_servers, INFERENCE_GROUP, client
         ),
         tracker=tracker,
         dead_letters=DeadLetterPublisher(tracker, kafka, resolver, "inference"),
@@ -207,7 +205,7 @@ def run_inference(
     """Consume frames, detect people, publish detection events."""
     stop = threading.Event()
     install_stop_handlers(stop, "inference")
-    _serve_metrics(metrics_port)
+    serve_metrics(metrics_port)
     worker, tracker = build_inference_worker(config, endpoints, stop)
     worker.run()
     tracker.flush(60.0)
@@ -240,7 +238,7 @@ def run_windows(
         detections,
         session_timeout_s=float(str(session_ms)) / 1000,
     )
-    _serve_metrics(metrics_port)
+    serve_metrics(metrics_port)
     # faust warns on every changelog write that waits for its producer buffer to
     # drain: normal back-pressure under load, hundreds of lines a minute.
     logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
@@ -307,15 +305,13 @@ def build_sink(
     spec, to_arrow = builders[table]
     kafka = config.kafka
     resolver = make_resolver(kafka)
-    client_id = _client_id(f"sink-{table}")
-    tracker = DeliveryTracker(
-        make_producer(kafka, endpoints.bootstrap_servers, client_id)
-    )
+    client = client_id(f"sink-{table}")
+    tracker = DeliveryTracker(make_producer(kafka, endpoints.bootstrap_servers, client))
     return ClickHouseSink(
         table=table,
         to_arrow=to_arrow,
         consumer=make_consumer(
-            kafka, endpoints.bootstrap_servers, sink_group(table), client_id
+            kafka, endpoints.bootstrap_servers, sink_group(table), client
         ),
         connect=lambda: connect(config.clickhouse, endpoints.clickhouse_url),
         database=config.clickhouse.database,
@@ -336,7 +332,7 @@ def run_sink(
     stops the others."""
     stop = threading.Event()
     install_stop_handlers(stop, "sink")
-    _serve_metrics(metrics_port)
+    serve_metrics(metrics_port)
     ensure_topics(config.kafka, endpoints.bootstrap_servers)
     prepare_clickhouse(config, endpoints)
     sinks = [build_sink(config, endpoints, stop, table) for table in SINK_TABLES]

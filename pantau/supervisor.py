@@ -30,7 +30,7 @@ from stream_apps.windows import APP_ID
 log = logging.getLogger("pantau.up")
 
 # Downstream first, so every stage is listening before frames arrive.
-_START_ORDER = ("sink", "windows", "inference", "producers")
+_START_ORDER = ("sink", "webhooks", "alerts", "windows", "inference", "producers")
 _STOP_WAIT_S = 30.0
 
 
