@@ -24,7 +24,8 @@ from pantau.services import (
     prepare_clickhouse,
     sink_group,
 )
-from schemas.topics import CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
+from schemas.topics import ALERTS, CAMERA_STATUS, DETECTIONS, FRAMES, WINDOWS
+from stream_apps.alerting import ALERTING_GROUP
 from stream_apps.windows import APP_ID
 
 log = logging.getLogger("pantau.up")
@@ -114,6 +115,8 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
                 SINK_GROUP: WINDOWS,
                 sink_group("detections"): DETECTIONS,
                 sink_group("camera_status"): CAMERA_STATUS,
+                ALERTING_GROUP: WINDOWS,
+                sink_group("alerts"): ALERTS,
             },
         )
         for role in _START_ORDER:

@@ -41,6 +41,18 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
                 "state_dir": str(tmp_path / "state"),
                 "cache_dir": str(CACHE_DIR),
                 "kafka": {"default_partitions": 2},
+                "alerting": {
+                    "rules": [
+                        {
+                            "id": "people-seen",
+                            "metric": "people_density",
+                            "scope": "CAMERA",
+                            "comparison": ">",
+                            "threshold": 0.5,
+                            "min_frames": 1,
+                        }
+                    ]
+                },
                 "cameras": [
                     {
                         "id": "monas-01",
@@ -118,7 +130,9 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
             "WHERE scope_level = 'CAMERA') AS hourly_frames, "
             "(SELECT groupUniqArray(state) FROM pantau.camera_status FINAL "
             "WHERE camera_id = 'monas-01') AS states, "
-            "(SELECT count() FROM pantau.cameras FINAL WHERE configured) AS cameras",
+            "(SELECT count() FROM pantau.cameras FINAL WHERE configured) AS cameras, "
+            "(SELECT groupUniqArray((rule_id, scope_id, state)) "
+            "FROM pantau.alerts FINAL) AS alerts",
             "--format",
             "json",
         )
@@ -137,6 +151,8 @@ def test_up_lands_every_frame_once_in_clickhouse(tmp_path: Path) -> None:
     assert tables["daily_frames"] == tables["hourly_frames"] == FRAMES
     assert "ONLINE" in tables["states"]
     assert tables["cameras"] == 1
+    # The alert rule fired on the camera's first window and landed too.
+    assert tables["alerts"] == [["people-seen", "monas-01", "FIRING"]]
     # Region windows follow each detections partition's share, forwarded at
     # every minute of event time and every window_heartbeat_s: a short run
     # shows part of its frames there.
