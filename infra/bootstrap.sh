@@ -42,6 +42,8 @@ if [ "$action" = test ]; then
   # darknet ships real photos (dog.jpg: a bicycle and a truck) for the
   # vehicle checks of the detector.
   [ -f /usr/share/darknet/data/dog.jpg ] || need_apt+=(darknet)
+  # Debian's Chromium loads the monitoring page headless in the tests.
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   for pkg in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good \
     gstreamer1.0-plugins-bad; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -93,8 +93,10 @@ def cmd_infra(args: argparse.Namespace) -> int:
     config = load(args)
     if args.action == "fetch":
         from infra.kafka_dist import ensure_kafka_libs
+        from infra.web_assets import fetch_chartjs
 
         print(f"kafka jars: {ensure_kafka_libs(config.cache_dir)}")
+        print(f"chart library: {fetch_chartjs(config.cache_dir)}")
         return 0
     if args.action == "up":
         result = embedded.up(
@@ -153,6 +155,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     elif args.role == "inference":
         services.run_inference(config, endpoints, metrics_port=args.metrics_port)
+    elif args.role == "web":
+        from pantau.web.service import run_web
+
+        run_web(config, endpoints)
     else:
         services.run_sink(config, endpoints, metrics_port=args.metrics_port)
     return 0
@@ -510,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("sink", "land windows, detections, alerts and camera status in ClickHouse"),
         ("alerts", "judge the alert rules and publish alert lifecycle messages"),
         ("webhooks", "POST every alert to the webhook subscribers, signed"),
+        ("web", "serve the live monitoring page on loopback"),
     ):
         worker = commands.add_parser(role, help=summary)
         worker.add_argument("action", choices=["run"])

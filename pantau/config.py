@@ -785,6 +785,26 @@ class PipelineConfig(_Section):
         return self
 
 
+class WebConfig(_Section):
+    """The live monitoring page (``pantau web run``, part of ``pantau up``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    enabled: bool = Field(
+        default=True, description="Whether `pantau up` serves the page."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address to listen on; loopback by default. Put a reverse "
+        "proxy with authentication in front before exposing it.",
+    )
+    port: int = Field(default=18080, ge=1, le=65535, description="HTTP port.")
+    refresh_s: float = Field(
+        default=5, ge=1, le=300, description="How often the page updates itself."
+    )
+
+
 class PantauConfig(_Section):
     """The whole configuration of one Pantau deployment."""
 
@@ -819,6 +839,9 @@ class PantauConfig(_Section):
     alerting: AlertingConfig = Field(
         default_factory=AlertingConfig,
         description="Alert rules and webhook subscribers.",
+    )
+    web: WebConfig = Field(
+        default_factory=WebConfig, description="The live monitoring page."
     )
 
     @model_validator(mode="before")

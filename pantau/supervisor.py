@@ -31,7 +31,15 @@ from stream_apps.windows import APP_ID
 log = logging.getLogger("pantau.up")
 
 # Downstream first, so every stage is listening before frames arrive.
-_START_ORDER = ("sink", "webhooks", "alerts", "windows", "inference", "producers")
+_START_ORDER = (
+    "sink",
+    "web",
+    "webhooks",
+    "alerts",
+    "windows",
+    "inference",
+    "producers",
+)
 _STOP_WAIT_S = 30.0
 
 
@@ -120,7 +128,14 @@ def run_up(config: PantauConfig, options: UpOptions) -> Snapshot:
             },
         )
         for role in _START_ORDER:
+            if role == "web" and not config.web.enabled:
+                continue
             workers[role] = _spawn(role, options)
+            if role == "web":
+                print(
+                    f"monitoring page: http://{config.web.host}:{config.web.port}/",
+                    flush=True,
+                )
         _watch(workers, probe, options, stop)
         _stop_worker("producers", workers.pop("producers"))
         return _drain(workers, probe, options)

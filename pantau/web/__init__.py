@@ -1,0 +1,1 @@
+"""The live monitoring page served by ``pantau web run`` (and ``pantau up``)."""
