@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -43,6 +43,9 @@ INFER_SECONDS = Histogram(
 # Frames above this size are refused rather than decoded.
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 _DELIVERY_TIMEOUT_S = 60.0
+# A frame from an unknown camera makes the worker read its configuration file
+# again, at most this often.
+_FORCED_REFRESH_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class InferenceWorker:
         stop: threading.Event,
         annotated_codec: AvroCodec | None = None,
         batch_wait_s: float = 0.1,
+        refresh_cameras: Callable[[bool], Mapping[str, CameraConfig] | None]
+        | None = None,
     ) -> None:
         self._consumer = consumer
         self._tracker = tracker
@@ -77,6 +82,10 @@ class InferenceWorker:
         self._events_codec = events_codec
         self._analyzer = analyzer
         self._cameras = cameras
+        # Gives the cameras again when the configuration changed (forced: look
+        # now, for a frame from a camera not known yet); None when unchanged.
+        self._refresh_cameras = refresh_cameras
+        self._last_forced_refresh = 0.0
         self._batch_max = batch_max
         self._batch_wait_s = batch_wait_s
         self._annotated_codec = annotated_codec
@@ -144,7 +153,7 @@ class InferenceWorker:
             FRAMES.labels("bad-schema").inc()
             self._dead_letters.publish(message, "bad-schema", str(error))
             return None
-        camera = self._cameras.get(frame["camera_id"])
+        camera = self._camera(frame["camera_id"])
         if camera is None:
             FRAMES.labels("unknown-camera").inc()
             self._dead_letters.publish(
@@ -161,6 +170,21 @@ class InferenceWorker:
             self._dead_letters.publish(message, "undecodable-image", str(error))
             return None
         return _DecodedFrame(frame, camera, image)
+
+    def _camera(self, camera_id: str) -> CameraConfig | None:
+        """The camera's configuration; for an unknown camera the configuration
+        file is read again (at most every few seconds) before giving up."""
+        if self._refresh_cameras is not None:
+            cameras = self._refresh_cameras(False)
+            if cameras is None and camera_id not in self._cameras:
+                now = time.monotonic()
+                if now - self._last_forced_refresh >= _FORCED_REFRESH_EVERY_S:
+                    self._last_forced_refresh = now
+                    cameras = self._refresh_cameras(True)
+            if cameras is not None:
+                self._cameras = cameras
+                log.info("cameras reloaded count=%s", len(cameras))
+        return self._cameras.get(camera_id)
 
     def _publish(self, item: _DecodedFrame, analysis: FrameAnalysis) -> None:
         frame, camera = item.frame, item.camera

@@ -13,6 +13,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from pantau.config import CameraConfig, PantauConfig, RegionConfig
 from pantau.config_loader import ConfigError, load_config
+from pantau.config_watch import ConfigWatcher
 from pantau.errors import UsageError
 from pantau.logs import configure_logging
 
@@ -48,6 +49,16 @@ def load(args: argparse.Namespace) -> PantauConfig:
     if not config.cameras and path is None:
         config = config.model_copy(update={"cameras": [_demo_camera()]})
     return config
+
+
+def _watcher(args: argparse.Namespace, config: PantauConfig) -> ConfigWatcher | None:
+    """Follows the configuration file this process was started with, if any."""
+    path: Path | None = args.config
+    if path is None and Path(DEFAULT_CONFIG_NAME).exists():
+        path = Path(DEFAULT_CONFIG_NAME)
+    return (
+        None if path is None else ConfigWatcher(path, interval_s=config.config_poll_s)
+    )
 
 
 def _config_args(args: argparse.Namespace) -> list[str]:
@@ -144,6 +155,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         run(config, resolve_bootstrap(config), metrics_port=args.metrics_port)
         return 0
     endpoints = resolve_endpoints(config)
+    watcher = _watcher(args, config)
     if args.role == "producers":
         services.run_producers(
             config,
@@ -152,15 +164,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
             shard=_shard(args.shard),
             max_frames=args.max_frames,
             metrics_port=args.metrics_port,
+            watcher=watcher,
         )
     elif args.role == "inference":
-        services.run_inference(config, endpoints, metrics_port=args.metrics_port)
+        services.run_inference(
+            config, endpoints, metrics_port=args.metrics_port, watcher=watcher
+        )
     elif args.role == "web":
         from pantau.web.service import run_web
 
         run_web(config, endpoints)
     else:
-        services.run_sink(config, endpoints, metrics_port=args.metrics_port)
+        services.run_sink(
+            config, endpoints, metrics_port=args.metrics_port, watcher=watcher
+        )
     return 0
 
 

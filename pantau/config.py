@@ -843,6 +843,13 @@ class PantauConfig(_Section):
     web: WebConfig = Field(
         default_factory=WebConfig, description="The live monitoring page."
     )
+    config_poll_s: float = Field(
+        default=15,
+        ge=0.1,
+        le=3600,
+        description="How often producers, inference and sinks look for a "
+        "changed configuration file (cameras added, changed or removed).",
+    )
 
     @model_validator(mode="before")
     @classmethod

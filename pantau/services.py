@@ -13,13 +13,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
 from infra.embedded import Endpoints
 from infra.topics_admin import ensure_topics
-from pantau.clickhouse import connect
-from pantau.config import PantauConfig
+from pantau.clickhouse import ClickHouseUnavailableError, connect
+from pantau.config import CameraConfig, PantauConfig
+from pantau.config_watch import ConfigWatcher
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
 from pantau.errors import UsageError
@@ -68,6 +70,27 @@ def serve_metrics(port: int | None) -> None:
         log.info("metrics served url=http://127.0.0.1:%s/metrics", port)
 
 
+def build_publisher(
+    config: PantauConfig, endpoints: Endpoints, stop: threading.Event
+) -> FramePublisher:
+    """The frame and camera-status publisher of one producer process."""
+    from producers.publisher import FramePublisher
+
+    kafka = config.kafka
+    producer_conf = producer_config(
+        kafka, endpoints.bootstrap_servers, client_id("producers")
+    )
+    producer_conf["queue.buffering.max.kbytes"] = config.producers.buffer_max_kbytes
+    resolver = make_resolver(kafka)
+    return FramePublisher(
+        Producer(producer_conf),
+        AvroCodec(topic_name(kafka, FRAMES), "frame", resolver),
+        AvroCodec(topic_name(kafka, CAMERA_STATUS), "camera_status", resolver),
+        config.producers.max_frame_bytes,
+        stop,
+    )
+
+
 def build_samplers(
     config: PantauConfig,
     endpoints: Endpoints,
@@ -78,7 +101,6 @@ def build_samplers(
     max_frames: int | None = None,
 ) -> tuple[FramePublisher, list[CameraSampler]]:
     """One publisher and a sampler per selected camera, not yet running."""
-    from producers.publisher import FramePublisher
     from producers.sampler import CameraSampler, SamplerSettings
     from producers.shard import select_shard
 
@@ -91,18 +113,7 @@ def build_samplers(
             f"no camera to sample in shard {shard[0]}/{shard[1]}: expected ids "
             f"among {[c.id for c in config.cameras]}, got {camera_ids or 'all'}"
         )
-    producer_conf = producer_config(
-        kafka, endpoints.bootstrap_servers, client_id("producers")
-    )
-    producer_conf["queue.buffering.max.kbytes"] = config.producers.buffer_max_kbytes
-    resolver = make_resolver(kafka)
-    publisher = FramePublisher(
-        Producer(producer_conf),
-        AvroCodec(topic_name(kafka, FRAMES), "frame", resolver),
-        AvroCodec(topic_name(kafka, CAMERA_STATUS), "camera_status", resolver),
-        config.producers.max_frame_bytes,
-        stop,
-    )
+    publisher = build_publisher(config, endpoints, stop)
     samplers = [
         CameraSampler(
             camera=camera,
@@ -147,25 +158,85 @@ def run_producers(
     shard: tuple[int, int] = (0, 1),
     max_frames: int | None = None,
     metrics_port: int | None = None,
+    watcher: ConfigWatcher | None = None,
 ) -> None:
-    """Sample the configured cameras of this shard and publish their frames."""
+    """Sample the configured cameras of this shard and publish their frames.
+
+    With a ``watcher`` (and no ``max_frames``) the process follows the
+    configuration file: cameras added to this shard start, removed ones stop
+    and changed ones restart, while every other camera goes on."""
+    from producers.pool import SamplerPool
+    from producers.sampler import CameraSampler, SamplerSettings
+    from producers.shard import select_shard
+
     stop = threading.Event()
     install_stop_handlers(stop, "producers")
     serve_metrics(metrics_port)
-    publisher, samplers = build_samplers(
-        config,
-        endpoints,
-        stop,
-        camera_ids=camera_ids,
-        shard=shard,
-        max_frames=max_frames,
+    following = watcher is not None and max_frames is None
+    if following:
+        # An empty shard is fine: cameras may be added to it later.
+        ensure_topics(config.kafka, endpoints.bootstrap_servers)
+        publisher = build_publisher(config, endpoints, stop)
+    else:
+        publisher, _ = build_samplers(
+            config,
+            endpoints,
+            stop,
+            camera_ids=camera_ids,
+            shard=shard,
+            max_frames=max_frames,
+        )
+    settings_of = {"config": config}
+
+    def make_sampler(
+        camera: CameraConfig, camera_stop: threading.Event
+    ) -> CameraSampler:
+        return CameraSampler(
+            camera=camera,
+            publisher=publisher,
+            settings=SamplerSettings.for_camera(settings_of["config"], camera),
+            stop=camera_stop,
+            max_frames=max_frames,
+        )
+
+    def selected(current: PantauConfig) -> list[CameraConfig]:
+        cameras = [
+            c for c in current.cameras if camera_ids is None or c.id in camera_ids
+        ]
+        return select_shard(cameras, *shard)
+
+    pool = SamplerPool(make_sampler, stop)
+    pool.apply(selected(config))
+    log.info(
+        "producers starting shard=%s/%s cameras=%s following_config=%s",
+        *shard,
+        len(pool.camera_ids),
+        following,
     )
-    log.info("producers starting shard=%s/%s cameras=%s", *shard, len(samplers))
-    run_samplers(publisher, samplers, flush_timeout_s=60.0)
+    while not stop.is_set() and (following or pool.alive()):
+        publisher.producer.poll(0.2)
+        if watcher is not None and following:
+            changed = watcher.poll()
+            if changed is not None:
+                settings_of["config"] = changed
+                pool.apply(selected(changed))
+    pool.follow()
+    pool.stop_all(timeout_s=30.0)
+    remaining = publisher.producer.flush(60.0)
+    log.info(
+        "producers stopped cameras=%s delivered=%s failed=%s undelivered=%s",
+        len(pool.camera_ids),
+        publisher.delivered,
+        publisher.failed,
+        remaining,
+    )
 
 
 def build_inference_worker(
-    config: PantauConfig, endpoints: Endpoints, stop: threading.Event
+    config: PantauConfig,
+    endpoints: Endpoints,
+    stop: threading.Event,
+    watcher: ConfigWatcher | None = None,
 ) -> tuple[InferenceWorker, DeliveryTracker]:
     """The inference worker and the tracker of its producer, not yet running."""
     from inference.detectors import build_analyzer
@@ -195,18 +266,34 @@ def build_inference_worker(
         )
         if config.pipeline.publish_annotated
         else None,
+        refresh_cameras=None if watcher is None else _camera_refresher(watcher),
     )
     return worker, tracker
 
 
+def _camera_refresher(
+    watcher: ConfigWatcher,
+) -> Callable[[bool], dict[str, CameraConfig] | None]:
+    def refresh(force: bool) -> dict[str, CameraConfig] | None:
+        changed = watcher.poll(force=force)
+        return None if changed is None else {c.id: c for c in changed.cameras}
+
+    return refresh
+
+
 def run_inference(
-    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+    config: PantauConfig,
+    endpoints: Endpoints,
+    *,
+    metrics_port: int | None = None,
+    watcher: ConfigWatcher | None = None,
 ) -> None:
-    """Consume frames, detect people, publish detection events."""
+    """Consume frames, detect people, publish detection events; with a
+    ``watcher``, cameras added to the configuration are picked up live."""
     stop = threading.Event()
     install_stop_handlers(stop, "inference")
     serve_metrics(metrics_port)
-    worker, tracker = build_inference_worker(config, endpoints, stop)
+    worker, tracker = build_inference_worker(config, endpoints, stop, watcher)
     worker.run()
     tracker.flush(60.0)
 
@@ -280,6 +367,19 @@ def prepare_clickhouse(config: PantauConfig, endpoints: Endpoints) -> None:
     )
 
 
+def _sync_dimension(config: PantauConfig, endpoints: Endpoints) -> None:
+    from stream_apps.camera_dimension import sync_cameras
+
+    try:
+        sync_cameras(
+            connect(config.clickhouse, endpoints.clickhouse_url),
+            config.clickhouse.database,
+            config.cameras,
+        )
+    except (ClickHouseError, ClickHouseUnavailableError) as error:
+        log.warning("camera dimension not updated; next change retries: %s", error)
+
+
 def build_sink(
     config: PantauConfig,
     endpoints: Endpoints,
@@ -325,11 +425,16 @@ def build_sink(
 
 
 def run_sink(
-    config: PantauConfig, endpoints: Endpoints, *, metrics_port: int | None = None
+    config: PantauConfig,
+    endpoints: Endpoints,
+    *,
+    metrics_port: int | None = None,
+    watcher: ConfigWatcher | None = None,
 ) -> None:
     """Land window aggregates, detection events, alerts and camera status in
     ClickHouse, one sink thread each, until SIGINT/SIGTERM; a sink that fails
-    stops the others."""
+    stops the others. With a ``watcher`` the camera dimension follows the
+    configuration file."""
     stop = threading.Event()
     install_stop_handlers(stop, "sink")
     serve_metrics(metrics_port)
@@ -352,6 +457,11 @@ def run_sink(
     ]
     for thread in threads:
         thread.start()
+    while any(thread.is_alive() for thread in threads):
+        stop.wait(1.0)
+        changed = watcher.poll() if watcher is not None else None
+        if changed is not None:
+            _sync_dimension(changed, endpoints)
     for thread in threads:
         thread.join()
     if failures:
