@@ -111,6 +111,18 @@ def ground_plane(camera: CameraConfig | None) -> GroundPlane | None:
     )
 
 
+class Analyzer(Protocol):
+    """What an inference worker needs from its analyzer."""
+
+    model_versions: dict[str, str]
+
+    def analyze_batch(
+        self,
+        images_bgr: Sequence[npt.NDArray[np.uint8]],
+        cameras: Sequence[CameraConfig | None],
+    ) -> list[FrameAnalysis]: ...
+
+
 class FrameAnalyzer:
     """Runs the detector, keeps what stands in the camera's ROI and judges
     distancing."""

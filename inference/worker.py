@@ -20,7 +20,7 @@ import numpy.typing as npt
 from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import Counter, Histogram
 
-from inference.analysis import FrameAnalysis, FrameAnalyzer
+from inference.analysis import Analyzer, FrameAnalysis
 from inference.annotate import annotate
 from inference.decode import FrameDecodeError, decode_jpeg
 from inference.events import build_detection_event
@@ -66,7 +66,7 @@ class InferenceWorker:
         dead_letters: DeadLetterPublisher,
         frames_codec: AvroCodec,
         events_codec: AvroCodec,
-        analyzer: FrameAnalyzer,
+        analyzer: Analyzer,
         cameras: Mapping[str, CameraConfig],
         batch_max: int,
         stop: threading.Event,

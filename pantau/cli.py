@@ -286,6 +286,27 @@ def cmd_bench_sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_city(args: argparse.Namespace) -> int:
+    from infra.embedded import kafka_for_benchmark
+    from stream_apps.city_bench import bench_city
+
+    config = load(args)
+    with kafka_for_benchmark(config) as bootstrap:
+        report = bench_city(
+            config,
+            bootstrap,
+            cameras=args.cameras,
+            interval_s=args.interval,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            inference_workers=args.inference_workers,
+            windows_workers=args.windows_workers,
+            video=args.video,
+        )
+    print(report)
+    return 0
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from inference.detectors import build_analyzer
     from inference.local import LocalInputError, describe, detect_files
@@ -629,6 +650,21 @@ def build_parser() -> argparse.ArgumentParser:
         "database bench_sink_* is created there and dropped",
     )
     bench_sink.set_defaults(func=cmd_bench_sink)
+    bench_city = bench_sub.add_parser(
+        "city",
+        help="simulated city cameras through broker, stream apps and ClickHouse, "
+        "detections replayed; frames/s, lag over time, capture-to-row latency",
+    )
+    bench_city.add_argument("--cameras", type=int, default=1500)
+    bench_city.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between frames"
+    )
+    bench_city.add_argument("--duration", type=float, default=120.0)
+    bench_city.add_argument("--warmup", type=float, default=20.0)
+    bench_city.add_argument("--inference-workers", type=int, default=1)
+    bench_city.add_argument("--windows-workers", type=int, default=1)
+    bench_city.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    bench_city.set_defaults(func=cmd_bench_city)
 
     db = commands.add_parser(
         "db", help="ClickHouse schema versions and the analytics user"

@@ -49,6 +49,7 @@ from stream_apps.clickhouse_tables import ensure_tables
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from inference.analysis import Analyzer
     from inference.worker import InferenceWorker
     from producers.publisher import FramePublisher
     from producers.sampler import CameraSampler
@@ -237,8 +238,10 @@ def build_inference_worker(
     endpoints: Endpoints,
     stop: threading.Event,
     watcher: ConfigWatcher | None = None,
+    analyzer: Analyzer | None = None,
 ) -> tuple[InferenceWorker, DeliveryTracker]:
-    """The inference worker and the tracker of its producer, not yet running."""
+    """The inference worker and the tracker of its producer, not yet running;
+    the configured models unless ``analyzer`` is given."""
     from inference.detectors import build_analyzer
     from inference.worker import InferenceWorker
 
@@ -257,7 +260,7 @@ def build_inference_worker(
         events_codec=AvroCodec(
             topic_name(kafka, DETECTIONS), "detection_event", resolver
         ),
-        analyzer=build_analyzer(config.pipeline, config.cache_dir),
+        analyzer=analyzer or build_analyzer(config.pipeline, config.cache_dir),
         cameras={camera.id: camera for camera in config.cameras},
         batch_max=config.pipeline.inference_batch_max,
         stop=stop,
