@@ -104,6 +104,35 @@ class CameraWindows:
     def __init__(self, settings: WindowSettings, table: Store) -> None:
         self.settings = settings
         self.table = table
+        # Per partition: the revision of each share already forwarded by
+        # idle_partials, so that a quiet partition sends each share once.
+        self._idle_sent: dict[int, dict[str, int]] = {}
+
+    def idle_partials(
+        self, partition: int, now_ms: int
+    ) -> list[tuple[str, PartialMessage]]:
+        """The region shares of a partition that changed since they were last
+        forwarded, once no event has come for a heartbeat: so that region
+        windows catch up when the partition's cameras fall quiet. Read only:
+        the next event forwards them again, which the region stage ignores."""
+        clock: PartitionClock | None = self.table.get(_clock_key(partition))
+        if clock is None or not clock["dirty"]:
+            self._idle_sent.pop(partition, None)
+            return []
+        if now_ms - clock["heartbeat_at_ms"] < self.settings.heartbeat_ms:
+            return []
+        sent = self._idle_sent.get(partition, {})
+        current: dict[str, int] = {}
+        partials = []
+        for key in clock["dirty"]:
+            aggregate: WindowAggregate | None = self.table.get(key)
+            if aggregate is None:
+                continue
+            current[key] = aggregate["revision"]
+            if sent.get(key) != aggregate["revision"]:
+                partials.append(_partial(partition, aggregate))
+        self._idle_sent[partition] = current
+        return partials
 
     def on_event(
         self, partition: int, offset: int, event: DetectionEvent, now_ms: int

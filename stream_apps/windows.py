@@ -312,7 +312,28 @@ def create_app(
             for message in await in_order(event_msg, expected):
                 await sum_message(message)
 
+    detections_name = topic_name(kafka, DETECTIONS)
+
+    async def forward_idle_shares() -> None:
+        """Region shares of quiet partitions, so that region windows do not
+        wait for the next event to catch up."""
+        now_ms = int(time.time() * 1000)
+        owned = sorted(
+            tp.partition
+            for tp in app.consumer.assignment()
+            if tp.topic == detections_name
+        )
+        for partition in owned:
+            for key, partial in cameras.idle_partials(partition, now_ms):
+                await repartition_topic.send(
+                    key=key.encode(), value=json.dumps(partial).encode()
+                )
+
+    app.timer(interval=max(1.0, settings.heartbeat_ms / 1000))(forward_idle_shares)
     log.debug(
-        "windows agents registered agents=%s,%s", count_windows.name, sum_regions.name
+        "windows agents registered agents=%s,%s timer=%s",
+        count_windows.name,
+        sum_regions.name,
+        forward_idle_shares.__name__,
     )
     return app

@@ -348,3 +348,34 @@ def test_settings_refuse_a_hop_that_does_not_divide_the_window() -> None:
             future_tolerance_ms=0,
             source_partitions=1,
         )
+
+
+def test_quiet_partition_forwards_its_region_shares_once() -> None:
+    """Region windows catch up without a next event: after a heartbeat of
+    quiet, the changed shares are forwarded, each revision once."""
+    rng = random.Random(3)
+    cameras = CameraWindows(settings(1), {})
+    region_stage = RegionWindows(settings(1), {})
+    camera = sorted(REGIONS)[0]
+    now_ms = T0 + 1_000
+    for index in range(3):
+        # Within one minute and one heartbeat: no partial is forwarded yet.
+        out = cameras.on_event(
+            0, index, make_event(f"q{index}", camera, T0 + index * 1000, rng), now_ms
+        )
+        cameras.delivered(0, out.outbox)
+    assert cameras.idle_partials(0, now_ms + 5_000) == []  # not quiet long enough
+    shares = cameras.idle_partials(0, now_ms + 10_000)
+    assert {key.split(":")[0] for key, _ in shares} == {
+        "KELURAHAN",
+        "KECAMATAN",
+        "CITY",
+    }
+    assert all(share["aggregate"]["frames"] == 3 for _, share in shares)
+    assert cameras.idle_partials(0, now_ms + 20_000) == []  # already forwarded
+    totals = {}
+    for offset, (key, share) in enumerate(shares + shares):  # and a repeat
+        result = region_stage.on_partial(0, offset, key, share, now_ms + 10_000)
+        for window in result.windows:
+            totals[key] = window["frames"]
+    assert set(totals.values()) == {3}
