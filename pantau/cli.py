@@ -307,6 +307,21 @@ def cmd_bench_city(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from stream_apps.soak import bench_soak
+
+    report = bench_soak(
+        load(args),
+        minutes=args.minutes,
+        cameras=args.cameras,
+        interval_s=args.interval,
+        video=args.video,
+        keep_dir=args.keep_dir,
+    )
+    print(report)
+    return 0 if "lost: nothing" in report else 1
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from inference.detectors import build_analyzer
     from inference.local import LocalInputError, describe, detect_files
@@ -665,6 +680,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench_city.add_argument("--windows-workers", type=int, default=1)
     bench_city.add_argument("--video", type=Path, default=DEMO_VIDEO)
     bench_city.set_defaults(func=cmd_bench_city)
+    bench_soak = bench_sub.add_parser(
+        "soak",
+        help="the embedded pipeline on real footage under injected faults; "
+        "ClickHouse must end equal to an undisturbed run",
+    )
+    bench_soak.add_argument("--minutes", type=float, default=10.0)
+    bench_soak.add_argument("--cameras", type=int, default=2)
+    bench_soak.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between frames"
+    )
+    bench_soak.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    bench_soak.add_argument(
+        "--keep-dir",
+        type=Path,
+        help="keep the run's engines' data and the workers' logs here",
+    )
+    bench_soak.set_defaults(func=cmd_bench_soak)
 
     db = commands.add_parser(
         "db", help="ClickHouse schema versions and the analytics user"
