@@ -144,14 +144,16 @@ def test_page_shows_frames_charts_and_alerts_from_the_pipeline(
         while True:
             assert up.poll() is None, log_path.read_text()[-4000:]
             assert time.monotonic() < deadline, (
-                "the page never had frames, windows and an alert:\n"
+                "the page never had frames, windows with violators and an alert:\n"
                 + log_path.read_text()[-4000:]
             )
             mobility = get_json(f"{page}/api/mobility") or {}
             alerts = get_json(f"{page}/api/alerts") or {}
+            regions = get_json(f"{page}/api/regions") or {}
             if (
                 mobility.get("rows")
                 and alerts.get("rows")
+                and any(row["violators"] for row in regions.get("rows", []))
                 and frame_served(f"{page}/frames/monas-01.jpg")
             ):
                 break
@@ -185,6 +187,7 @@ def test_page_shows_frames_charts_and_alerts_from_the_pipeline(
     # Charts drew points from the pipeline's windows.
     for chart in ("mobility-box", "density-box", "violations-box"):
         assert attribute(dom, chart, "data-points") > 0, chart
+        assert attribute(dom, chart, "data-nonzero") > 0, chart
     # The alert is listed, and the page refreshed itself more than once.
     assert attribute(dom, "alerts", "data-rows") >= 1
     assert "people-seen" in dom

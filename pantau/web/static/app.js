@@ -37,9 +37,9 @@ function localTime(ms) {
 
 function drawChart(id, type, labels, datasets) {
   const box = document.getElementById(`${id}-box`);
-  box.dataset.points = String(
-    datasets.reduce((n, set) => n + set.data.filter((v) => v !== null).length, 0),
-  );
+  const values = datasets.flatMap((set) => set.data.filter((v) => v !== null));
+  box.dataset.points = String(values.length);
+  box.dataset.nonzero = String(values.filter((v) => Number(v) !== 0).length);
   if (charts[id]) {
     charts[id].data.labels = labels;
     charts[id].data.datasets = datasets;
