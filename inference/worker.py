@@ -27,7 +27,7 @@ from inference.events import build_detection_event
 from pantau.config import CameraConfig
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryFailedError, DeliveryTracker
-from pantau.kafka import message_error
+from pantau.kafka import commit_done, message_error
 from schemas.codec import AvroCodec, MessageDecodeError
 from schemas.records import Frame, Region
 
@@ -142,7 +142,7 @@ class InferenceWorker:
             time.sleep(1.0)
             return
         if first_offsets:
-            self._consumer.commit(asynchronous=False)
+            commit_done(self._consumer, "the batch's frames")
 
     def _decode(self, message: Message) -> _DecodedFrame | None:
         """The frame, its camera and its image; None (and a dead letter) when the

@@ -83,3 +83,82 @@ def ensure_topics(
                 f"they were created: {', '.join(absent)}; check the broker's log"
             )
         time.sleep(0.2)
+
+
+def ensure_changelog_topics(
+    kafka: KafkaConfig,
+    bootstrap: str,
+    names: list[str],
+    partitions: int,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create the windows app's table changelogs (compacted, ``partitions``
+    each) before faust starts, and wait until every partition has a leader.
+
+    faust would declare them itself, but a worker that writes to a table while
+    its consumer still sees a just-created changelog without partitions stops
+    the agent (PartitionsMismatch), again on every restart of the agent, until
+    the consumer's metadata next refreshes.
+    """
+    admin = AdminClient({**kafka.client_config(bootstrap)})
+    existing = admin.list_topics(timeout=timeout_s).topics
+    settings = {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": str(min(2, kafka.replication_factor)),
+    }
+    for name in names:
+        if name in existing and len(existing[name].partitions) != partitions:
+            raise TopicSetupError(
+                f"changelog topic {name} must have as many partitions as the "
+                f"detections topic: expected {partitions}, got "
+                f"{len(existing[name].partitions)}; delete it (the tables are "
+                "rebuilt from it, so only when the windows app is stopped and "
+                "its windows may start again empty) or add partitions to the "
+                "detections topic"
+            )
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=kafka.replication_factor,
+            config=settings,
+        )
+        for name in names
+        if name not in existing
+    ]
+    if missing:
+        futures: dict[str, Any] = admin.create_topics(
+            missing, operation_timeout=timeout_s, request_timeout=timeout_s
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                log.info(
+                    "changelog topic created topic=%s partitions=%s", name, partitions
+                )
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.name() != "TOPIC_ALREADY_EXISTS":
+                    raise TopicSetupError(
+                        f"cannot create changelog topic {name}: {kafka_error.str()}"
+                    ) from error
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=timeout_s).topics
+        waiting = sorted(name for name in names if not _led(metadata.get(name)))
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TopicSetupError(
+                f"changelog topics without a leader for every partition "
+                f"{timeout_s:.0f} s after they were created: {', '.join(waiting)}; "
+                "check the broker's log"
+            )
+        time.sleep(0.2)
+
+
+def _led(topic: Any) -> bool:
+    """True when the topic's metadata lists partitions and each has a leader."""
+    if topic is None or topic.error is not None or not topic.partitions:
+        return False
+    return all(p.leader >= 0 and p.error is None for p in topic.partitions.values())

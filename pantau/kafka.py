@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from pantau.config import KafkaConfig
 from schemas.registry import LocalResolver, RegistryResolver, SchemaResolver
@@ -93,3 +93,54 @@ def message_error(message: Message) -> KafkaError | None:
             error.str(),
         )
     return error
+
+
+# A commit refused for one of these leaves the work safe to repeat: the group
+# lost or is moving the partitions (a broker restart, a session that timed
+# out), or there was nothing to commit. The messages are delivered again, to
+# this consumer or another, once the group has settled.
+_COMMIT_RETRIABLE = frozenset(
+    {
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError._NO_OFFSET,
+        KafkaError._STATE,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.UNKNOWN_MEMBER_ID,
+    }
+)
+
+
+def commit_done(consumer: Consumer, what: str, message: Message | None = None) -> bool:
+    """Commit the consumer's positions (or just past ``message``) and wait.
+
+    Returns False, with a warning, when the group refused the commit in a way
+    that only means the work is delivered again (partitions lost in a
+    rebalance or a broker restart): a worker goes on instead of stopping.
+    Any other refusal is raised.
+    """
+    try:
+        if message is None:
+            consumer.commit(asynchronous=False)
+        else:
+            consumer.commit(message=message, asynchronous=False)
+    except KafkaException as error:
+        kafka_error: KafkaError = error.args[0]
+        if kafka_error.code() not in _COMMIT_RETRIABLE:
+            raise
+        log.warning(
+            "offset commit refused; %s will be delivered again once the group "
+            "has settled code=%s reason=%s",
+            what,
+            kafka_error.name(),
+            kafka_error.str(),
+        )
+        return False
+    return True

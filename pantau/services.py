@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 from prometheus_client import start_http_server
 
 from infra.embedded import Endpoints
-from infra.topics_admin import ensure_topics
+from infra.topics_admin import ensure_changelog_topics, ensure_topics
 from pantau.clickhouse import ClickHouseUnavailableError, connect
 from pantau.config import CameraConfig, PantauConfig
 from pantau.config_watch import ConfigWatcher
@@ -327,6 +327,12 @@ def run_windows(
         make_resolver(config.kafka),
         detections,
         session_timeout_s=float(str(session_ms)) / 1000,
+    )
+    ensure_changelog_topics(
+        config.kafka,
+        bootstrap,
+        sorted(table.changelog_topic_name for table in app.tables.values()),
+        detections,
     )
     serve_metrics(metrics_port)
     # faust warns on every changelog write that waits for its producer buffer to

@@ -27,7 +27,7 @@ from prometheus_client import Counter, Gauge
 
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
-from pantau.kafka import message_error
+from pantau.kafka import commit_done, message_error
 from schemas.codec import AvroCodec, MessageDecodeError
 from schemas.records import Alert, CameraStatus, WindowAggregate
 from stream_apps.alert_rules import RuleSet
@@ -214,4 +214,4 @@ class AlertEvaluator:
 
     def _commit(self) -> None:
         self._tracker.flush(60.0)
-        self._windows.commit(asynchronous=False)
+        commit_done(self._windows, "the judged windows")

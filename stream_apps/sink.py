@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from pantau.clickhouse import ClickHouseUnavailableError
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
-from pantau.kafka import message_error
+from pantau.kafka import commit_done, message_error
 from schemas.codec import AvroCodec, MessageDecodeError
 
 log = logging.getLogger("pantau.stream_apps.sink")
@@ -127,7 +127,7 @@ class ClickHouseSink:
             )
             return
         self._tracker.flush(60.0)
-        self._consumer.commit(asynchronous=False)
+        commit_done(self._consumer, f"the rows inserted into {self._table}")
 
     def _insert_with_retry(self, rows: list[Any]) -> bool:
         """Insert until ClickHouse accepts; False if asked to stop first."""

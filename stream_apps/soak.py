@@ -67,11 +67,13 @@ class Workers:
         self._logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._starts: dict[str, int] = {}
+        self._log_paths: dict[str, Path] = {}
 
     def start(self, role: str) -> None:
         count = self._starts.get(role, 0)
         self._starts[role] = count + 1
         log_path = self._logs / f"{role}-{count}.log"
+        self._log_paths[role] = log_path
         with log_path.open("wb") as output:
             self.processes[role] = subprocess.Popen(
                 [
@@ -100,6 +102,21 @@ class Workers:
                     f"worker {role} exited with code {process.returncode}; see "
                     f"{self._logs}"
                 )
+
+    def complaints(self, per_role: int = 4) -> str:
+        """The last warnings and errors of each role's latest log, indented,
+        for a report that has to say why the run stalled."""
+        lines = []
+        for path in sorted(self._log_paths.values()):
+            text = path.read_text(errors="replace") if path.exists() else ""
+            found = [
+                line[:300]
+                for line in text.splitlines()
+                if " WARNING " in line or " ERROR " in line
+            ]
+            lines.append(f"  {path.name}: {len(found)} warnings and errors")
+            lines += [f"    {line}" for line in found[-per_role:]]
+        return "\n".join(lines)
 
     def stop(self, role: str, timeout_s: float = 60) -> None:
         process = self.processes.pop(role)
@@ -322,13 +339,15 @@ def _drain(
     try:
         last = -1
         steady = 0
+        position = "not read yet"
         while time.monotonic() - started < timeout_s:
             workers.check()
             snapshot = probe.snapshot()
             counted = _frames_counted(config, clickhouse)
             steady = steady + 1 if snapshot.drained and counted == last else 0
             last = counted
-            log.info("soak: draining %s", snapshot.line())
+            position = snapshot.line()
+            log.info("soak: draining %s", position)
             # Region windows follow each partition's share at every heartbeat:
             # a few steady polls let the last shares arrive.
             if steady >= 4:
@@ -336,7 +355,11 @@ def _drain(
             time.sleep(5)
     finally:
         probe.close()
-    raise RuntimeError(f"the pipeline did not drain within {timeout_s:.0f} s")
+    raise RuntimeError(
+        f"the pipeline did not drain within {timeout_s:.0f} s: expected every "
+        f"consumer group caught up and the frames counted steady, got {position}\n"
+        f"{workers.complaints()}"
+    )
 
 
 def _read(

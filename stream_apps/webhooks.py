@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from pantau.config_alerting import WebhookSubscriber
 from pantau.dead_letter import DeadLetterPublisher
 from pantau.delivery import DeliveryTracker
-from pantau.kafka import message_error
+from pantau.kafka import commit_done, message_error
 from pantau.redact import redact_url
 from schemas.codec import AvroCodec, MessageDecodeError
 from schemas.records import Alert
@@ -95,7 +95,7 @@ class WebhookDispatcher:
                 if not self._handle(message):
                     break  # stopping mid-retry: the message is sent again later
                 self._tracker.flush(60.0)
-                self._consumer.commit(message=message, asynchronous=False)
+                commit_done(self._consumer, "the delivered alert", message)
         finally:
             self._consumer.close()
             log.info(

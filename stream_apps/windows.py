@@ -22,6 +22,7 @@ import time
 from typing import Any, cast
 
 import faust
+from faust.types import Message as FaustMessage
 from prometheus_client import Counter
 
 from pantau.config import PantauConfig
@@ -298,19 +299,47 @@ def create_app(
             await await_all(futures)
             regions.delivered(partition, out.outbox)
 
+    def read_back(message: RawMessage) -> None:
+        """Tell faust a message the guard read back has been dealt with.
+
+        faust commits a partition only up to its first offset never
+        acknowledged; a message it dropped (an agent restarted mid-message, a
+        rebalance) would otherwise hold the group's committed offset there for
+        good: the lag never reaches zero and every restart replays from it.
+        """
+        app.consumer.ack(
+            FaustMessage(
+                message.topic,
+                message.partition,
+                message.offset,
+                timestamp=0.0,
+                timestamp_type=0,
+                headers=None,
+                key=message.key,
+                value=message.value,
+                checksum=None,
+            )
+        )
+
     @app.agent(detections_topic)
     async def count_windows(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():
             expected = cameras.next_offset(event_msg.message.partition)
-            for message in await in_order(event_msg, expected):
+            *skipped, current = await in_order(event_msg, expected)
+            for message in skipped:
                 await count_event(message)
+                read_back(message)
+            await count_event(current)
 
     @app.agent(repartition_topic)
     async def sum_regions(stream: faust.StreamT[bytes]) -> None:
         async for event_msg in stream.events():
             expected = regions.next_offset(event_msg.message.partition)
-            for message in await in_order(event_msg, expected):
+            *skipped, current = await in_order(event_msg, expected)
+            for message in skipped:
                 await sum_message(message)
+                read_back(message)
+            await sum_message(current)
 
     detections_name = topic_name(kafka, DETECTIONS)
 

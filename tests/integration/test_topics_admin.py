@@ -10,7 +10,11 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 
 from infra.kafka_broker import EmbeddedKafka
-from infra.topics_admin import ensure_topics
+from infra.topics_admin import (
+    TopicSetupError,
+    ensure_changelog_topics,
+    ensure_topics,
+)
 from pantau.kafka import topic_name
 from schemas.topics import ALL_TOPICS, DETECTIONS, FRAMES, WINDOWS
 from tests.conftest import make_config
@@ -48,3 +52,26 @@ def test_topics_are_created_idempotently_with_their_settings(
     assert settings[DETECTIONS]["retention.ms"] == str(7 * 24 * 3_600_000)
     assert settings[WINDOWS]["cleanup.policy"] == "compact"
     assert settings[FRAMES]["max.message.bytes"] == str(10 * 1024 * 1024)
+
+
+def test_changelog_topics_exist_with_leaders_before_faust_starts(
+    kafka_broker: EmbeddedKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    config = make_config(bootstrap, topic_prefix, tmp_path)
+    names = [f"{topic_prefix}app-a-changelog", f"{topic_prefix}app-b-changelog"]
+    ensure_changelog_topics(config.kafka, bootstrap, names, 3)
+    ensure_changelog_topics(config.kafka, bootstrap, names, 3)
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = admin.list_topics(timeout=10).topics
+    for name in names:
+        partitions = topics[name].partitions
+        assert sorted(partitions) == [0, 1, 2]
+        assert all(p.leader >= 0 for p in partitions.values())
+    described = admin.describe_configs([ConfigResource("topic", names[0])])
+    [entries] = [future.result(timeout=10) for future in described.values()]
+    assert entries["cleanup.policy"].value == "compact"
+
+    with pytest.raises(TopicSetupError, match="expected 2, got 3"):
+        ensure_changelog_topics(config.kafka, bootstrap, names, 2)
