@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -42,47 +43,32 @@ def ensure_topics(
 ) -> dict[str, int]:
     """Create every catalogue topic that is missing; returns each topic's
     partition count as it is on the broker."""
-    conf: dict[str, str | int | float | bool] = {**kafka.client_config(bootstrap)}
-    admin = AdminClient(conf)
+    admin = AdminClient({**kafka.client_config(bootstrap)})
     existing = admin.list_topics(timeout=timeout_s).topics
     wanted = {topic_name(kafka, topic): topic for topic in ALL_TOPICS}
-    missing = [
-        NewTopic(
-            name,
-            num_partitions=kafka.default_partitions,
-            replication_factor=kafka.replication_factor,
-            config=topic_settings(kafka, topic),
-        )
-        for name, topic in wanted.items()
-        if name not in existing
-    ]
-    if missing:
-        futures: dict[str, Any] = admin.create_topics(
-            missing, operation_timeout=timeout_s, request_timeout=timeout_s
-        )
-        for name, future in futures.items():
-            try:
-                future.result()
-                log.info("topic created topic=%s", name)
-            except KafkaException as error:
-                kafka_error = error.args[0]
-                if kafka_error.name() != "TOPIC_ALREADY_EXISTS":
-                    raise TopicSetupError(
-                        f"cannot create topic {name}: {kafka_error.str()}"
-                    ) from error
-    # A topic just created reaches the metadata of every broker a moment later.
-    deadline = time.monotonic() + timeout_s
-    while True:
-        metadata = admin.list_topics(timeout=timeout_s).topics
-        absent = sorted(name for name in wanted if name not in metadata)
-        if not absent:
-            return {name: len(metadata[name].partitions) for name in wanted}
-        if time.monotonic() > deadline:
-            raise TopicSetupError(
-                f"topics missing from the broker's metadata {timeout_s:.0f} s after "
-                f"they were created: {', '.join(absent)}; check the broker's log"
+    _create(
+        admin,
+        [
+            NewTopic(
+                name,
+                num_partitions=kafka.default_partitions,
+                replication_factor=kafka.replication_factor,
+                config=topic_settings(kafka, topic),
             )
-        time.sleep(0.2)
+            for name, topic in wanted.items()
+            if name not in existing
+        ],
+        timeout_s,
+    )
+    # A topic just created reaches the metadata of every broker a moment later.
+    metadata = _wait_for(
+        admin,
+        list(wanted),
+        lambda topic: topic is not None,
+        "missing from the broker's metadata",
+        timeout_s,
+    )
+    return {name: len(metadata[name].partitions) for name in wanted}
 
 
 def ensure_changelog_topics(
@@ -116,43 +102,61 @@ def ensure_changelog_topics(
                 "its windows may start again empty) or add partitions to the "
                 "detections topic"
             )
-    missing = [
-        NewTopic(
-            name,
-            num_partitions=partitions,
-            replication_factor=kafka.replication_factor,
-            config=settings,
-        )
-        for name in names
-        if name not in existing
-    ]
-    if missing:
-        futures: dict[str, Any] = admin.create_topics(
-            missing, operation_timeout=timeout_s, request_timeout=timeout_s
-        )
-        for name, future in futures.items():
-            try:
-                future.result()
-                log.info(
-                    "changelog topic created topic=%s partitions=%s", name, partitions
-                )
-            except KafkaException as error:
-                kafka_error = error.args[0]
-                if kafka_error.name() != "TOPIC_ALREADY_EXISTS":
-                    raise TopicSetupError(
-                        f"cannot create changelog topic {name}: {kafka_error.str()}"
-                    ) from error
+    _create(
+        admin,
+        [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=kafka.replication_factor,
+                config=settings,
+            )
+            for name in names
+            if name not in existing
+        ],
+        timeout_s,
+    )
+    _wait_for(admin, names, _led, "without a leader for every partition", timeout_s)
+
+
+def _create(admin: AdminClient, topics: list[NewTopic], timeout_s: float) -> None:
+    """Create ``topics``; one another client created meanwhile is fine."""
+    if not topics:
+        return
+    futures: dict[str, Any] = admin.create_topics(
+        topics, operation_timeout=timeout_s, request_timeout=timeout_s
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+            log.info("topic created topic=%s", name)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.name() != "TOPIC_ALREADY_EXISTS":
+                raise TopicSetupError(
+                    f"cannot create topic {name}: {kafka_error.str()}"
+                ) from error
+
+
+def _wait_for(
+    admin: AdminClient,
+    names: list[str],
+    ready: Callable[[Any], bool],
+    problem: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Poll the broker's metadata until ``ready`` holds for every topic named;
+    returns that metadata, by topic name."""
     deadline = time.monotonic() + timeout_s
     while True:
-        metadata = admin.list_topics(timeout=timeout_s).topics
-        waiting = sorted(name for name in names if not _led(metadata.get(name)))
+        metadata: dict[str, Any] = admin.list_topics(timeout=timeout_s).topics
+        waiting = sorted(name for name in names if not ready(metadata.get(name)))
         if not waiting:
-            return
+            return metadata
         if time.monotonic() > deadline:
             raise TopicSetupError(
-                f"changelog topics without a leader for every partition "
-                f"{timeout_s:.0f} s after they were created: {', '.join(waiting)}; "
-                "check the broker's log"
+                f"topics {problem} {timeout_s:.0f} s after they were created: "
+                f"{', '.join(waiting)}; check the broker's log"
             )
         time.sleep(0.2)
 
